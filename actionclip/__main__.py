@@ -1,0 +1,5 @@
+import sys
+
+from actionclip.cli import main
+
+sys.exit(main())

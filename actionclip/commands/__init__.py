@@ -1,0 +1,1 @@
+"""Sub-commands of the ``actionclip`` CLI, one module each (see ``actionclip.cli``)."""
