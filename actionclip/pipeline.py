@@ -1,0 +1,104 @@
+"""Overlap input preparation (video decoding, preprocessing) with model compute.
+
+:func:`prefetch` runs ``fn(item)`` for upcoming items in a pool of workers while the caller is busy
+with earlier results, and hands results back **in input order**. Each item's exception is captured
+and returned in place of its result, so one broken video never stops a batch. At most ``ahead``
+items are in flight (submitted but not yet consumed), which bounds memory however long the input is.
+
+Threads are the default: PyAV releases the GIL while decoding and torch while resizing, so a thread
+pool overlaps well and needs no pickling. ``processes=True`` uses a process pool instead, for
+preparation functions that hold the GIL (``fn`` and the items must then be picklable).
+
+``workers=0`` runs everything sequentially in the calling thread; it is the reference the pooled
+paths must match exactly.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures as cf
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
+
+__all__ = ["prefetch", "default_workers"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def default_workers() -> int:
+    """A sensible number of preparation workers for this machine (1-4)."""
+    import os
+
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not available on macOS/Windows
+        cpus = os.cpu_count() or 1
+    return max(1, min(4, cpus))
+
+
+def _call(fn: Callable[[T], R], item: T) -> R | Exception:
+    """Run ``fn(item)`` and return its exception instead of raising it (sequential path)."""
+    try:
+        return fn(item)
+    except Exception as exc:  # noqa: BLE001 - captured per item by design
+        return exc
+
+
+def prefetch(
+    fn: Callable[[T], R],
+    items: Iterable[T],
+    *,
+    workers: int = 2,
+    ahead: int | None = None,
+    processes: bool = False,
+) -> Iterator[tuple[T, R | Exception]]:
+    """Yield ``(item, fn(item))`` for each item, in input order, computing ahead in a worker pool.
+
+    Args:
+        fn: the preparation of one item (e.g. decode + preprocess one video).
+        items: any iterable; it is consumed lazily, never more than ``ahead`` items past the one
+            being yielded.
+        workers: pool size; ``0`` computes each item in the calling thread when it is requested.
+        ahead: the most items submitted but not yet yielded (default ``2 * workers``); at least
+            ``workers`` so that every worker can be busy.
+        processes: use a process pool instead of threads.
+
+    Yields:
+        ``(item, result)``, where ``result`` is the exception ``fn`` raised for that item, if any.
+        ``KeyboardInterrupt``/``SystemExit`` are not captured.
+
+    Closing the generator early (``break`` in the consumer) cancels the items not yet started and
+    waits for the few in progress.
+    """
+    if workers < 0:
+        raise ValueError(f"workers must be >= 0, got {workers}")
+    if workers == 0:
+        for item in items:
+            yield item, _call(fn, item)
+        return
+    ahead = max(workers, 2 * workers if ahead is None else ahead)
+    pool_cls = cf.ProcessPoolExecutor if processes else cf.ThreadPoolExecutor
+    pool = pool_cls(max_workers=workers)
+    pending: collections.deque[tuple[T, cf.Future]] = collections.deque()
+    source = iter(items)
+    try:
+        exhausted = False
+        while True:
+            while not exhausted and len(pending) < ahead:
+                try:
+                    item = next(source)
+                except StopIteration:
+                    exhausted = True
+                    break
+                pending.append((item, pool.submit(fn, item)))
+            if not pending:
+                return
+            item, future = pending.popleft()
+            try:
+                result: R | Exception = future.result()
+            except Exception as exc:  # noqa: BLE001 - captured per item by design
+                result = exc
+            yield item, result
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
