@@ -1,0 +1,540 @@
+"""``actionclip classify``: rank actions named in words for each of many videos.
+
+Inputs are files, directories (searched recursively for video files) and glob patterns. Labels are
+embedded once per run; for each video only the video encoder runs, while the next videos are decoded
+in background threads (:func:`actionclip.pipeline.prefetch`). A video that fails prints one error line
+and the run goes on; the exit code is non-zero if any failed.
+
+``--output FILE`` appends one JSON object per video (written whole, flushed and fsync'ed), so a run
+that is killed loses at most the video in progress. Running the same command again skips the videos
+already in the file: a record matches when its resolved path and its *run key* agree. The run key
+hashes everything that changes the probabilities: the model (registry name, or the resolved
+checkpoint path), frames, clips, crops, the set of labels (after the tokenizer's lower-casing and
+white-space folding) and the set of prompt templates. Device, dtype, backend, ``--top-k`` and
+worker count are not part of it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from actionclip.errors import ActionCLIPError, UsageError
+
+__all__ = [
+    "VIDEO_EXTENSIONS",
+    "register",
+    "run",
+    "expand_videos",
+    "read_labels",
+    "check_labels",
+    "run_key",
+    "ResultsFile",
+]
+
+# Container extensions FFmpeg reads that hold video; used only to pick files out of directories.
+# A file named explicitly is always tried, whatever its extension.
+VIDEO_EXTENSIONS = frozenset(
+    ".mp4 .m4v .mov .avi .mkv .webm .gif .mpg .mpeg .m2v .ts .mts .m2ts .flv .wmv .asf .3gp .3g2 "
+    ".ogv .vob .mxf .dv .y4m .qt .f4v .divx .hevc .h264 .264".split()
+)
+_GLOB_CHARS = frozenset("*?[")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``classify`` sub-command."""
+    from actionclip.registry import DEFAULT_MODEL  # light: no torch
+
+    p = subparsers.add_parser(
+        "classify",
+        help="rank actions named in words for videos, folders or globs",
+        description="Rank the given action labels for each video (zero-shot, ActionCLIP). "
+        "Every label is shown with its probability unless --top-k is given.",
+        epilog="example: actionclip classify clip.mp4 --text running --text walking --text 'playing guitar'",
+    )
+    p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files, directories (recursive) or glob patterns")
+    labels = p.add_mutually_exclusive_group(required=True)
+    labels.add_argument("-t", "--text", action="append", metavar="LABEL", help="an action label (repeat for each)")
+    labels.add_argument("--labels", metavar="FILE", help="text file with one label per line ('#' starts a comment line)")
+    p.add_argument("-m", "--model", default=DEFAULT_MODEL, metavar="NAME|PATH",
+                   help="registry name (see 'actionclip models') or checkpoint path; default: %(default)s")
+    p.add_argument("--frames", type=_positive, metavar="T", help="frames sampled per clip (default: the model's)")
+    p.add_argument("--clips", type=_positive, default=1, metavar="C", help="temporal clips per video, averaged (default 1)")
+    p.add_argument("--crops", type=int, choices=(1, 3), default=1, metavar="K",
+                   help="spatial crops per clip: 1 (centre) or 3, averaged (default 1)")
+    p.add_argument("--top-k", type=_positive, metavar="N", help="show only the N most likely labels")
+    tmpl = p.add_mutually_exclusive_group()
+    tmpl.add_argument("--template", metavar="S", help="a single prompt template containing '{}' instead of the 16 defaults")
+    tmpl.add_argument("--templates", metavar="FILE", help="file of prompt templates, one per line")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: cuda if available")
+    p.add_argument("--dtype", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
+                   help="compute precision (auto: fp16 on cuda, fp32 on cpu)")
+    p.add_argument("--backend", choices=("torch", "onnx"), default="torch",
+                   help="onnx: --model is an exported ONNX model (see 'actionclip export')")
+    p.add_argument("--json", action="store_true", help="print one JSON object per video instead of a table")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="append one JSON line per video to FILE; rerunning skips videos already in it")
+    p.add_argument("--workers", type=_non_negative, default=None, metavar="N",
+                   help="background decoding threads (0: decode in the main thread; default: up to 4)")
+    p.add_argument("--batch-size", type=_positive, default=None, metavar="B",
+                   help="videos encoded together (default: 1 on cpu, 8 on cuda)")
+    p.set_defaults(func=run)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+# ----------------------------------------------------------------------------------------------
+# Inputs
+
+
+@dataclass(frozen=True)
+class VideoInput:
+    """One video to process: ``name`` as shown to the user, ``path`` resolved (the resume key)."""
+
+    name: str
+    path: str
+
+
+@dataclass(frozen=True)
+class InputError:
+    """A command-line input that yields no video (missing file, empty directory, ...)."""
+
+    name: str
+    cause: str
+
+
+def _walk_videos(root: Path) -> Iterator[Path]:
+    """Video files under ``root``, sorted, skipping hidden files and folders (``.git``, ``._x.mp4``)."""
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if not name.startswith(".") and Path(name).suffix.lower() in VIDEO_EXTENSIONS:
+                yield Path(dirpath) / name
+
+
+def expand_videos(specs: Iterable[str]) -> list[VideoInput | InputError]:
+    """Turn command-line inputs into videos, in order, each resolved path once.
+
+    A file is taken as is (its extension is not checked: decoding decides); a directory gives the
+    video files below it (by extension); a pattern with ``* ? [`` is globbed (``**`` recursive).
+    Inputs that give nothing become :class:`InputError` entries, so the caller can report them
+    alongside the per-video errors.
+    """
+    out: list[VideoInput | InputError] = []
+    seen: set[str] = set()
+
+    def add(path: Path) -> None:
+        resolved = str(path.resolve())
+        if resolved not in seen:
+            seen.add(resolved)
+            out.append(VideoInput(str(path), resolved))
+
+    for spec in specs:
+        path = Path(spec).expanduser()
+        if path.is_dir():
+            found = list(_walk_videos(path))
+            if not found:
+                out.append(InputError(spec, "directory contains no video files "
+                                      f"(looked for {', '.join(sorted(VIDEO_EXTENSIONS)[:6])}, ...)"))
+            for video in found:
+                add(video)
+        elif path.exists():
+            add(path)
+        elif _GLOB_CHARS & set(spec):
+            matches = sorted(glob.glob(os.path.expanduser(spec), recursive=True))
+            files = [Path(m) for m in matches if Path(m).is_file()]
+            for m in matches:
+                if Path(m).is_dir():
+                    files.extend(_walk_videos(Path(m)))
+            if not files:
+                out.append(InputError(spec, "no file matches this pattern"))
+            for video in files:
+                add(video)
+        else:
+            out.append(InputError(spec, "no such file or directory"))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Labels
+
+
+def read_labels(path: str | os.PathLike) -> list[str]:
+    """Labels from a text file: one per line, blank lines and lines starting with ``#`` skipped.
+
+    Raises:
+        UsageError: the file cannot be read or holds no labels.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise UsageError(f"{path}: labels file not found") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: labels file is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read labels file: {exc.strerror or exc}") from None
+    labels = [line.strip() for line in text.splitlines()]
+    labels = [label for label in labels if label and not label.startswith("#")]
+    if not labels:
+        raise UsageError(f"{path}: labels file holds no labels")
+    return labels
+
+
+def _label_key(label: str) -> str:
+    # CLIP's tokenizer lower-cases and folds white space, so these are the same prompt.
+    return " ".join(label.split()).lower()
+
+
+def check_labels(labels: list[str], source: str = "--text") -> list[str]:
+    """Labels stripped of surrounding space; rejects empty and duplicate labels.
+
+    Raises:
+        UsageError: a label is empty, or two labels are the same text for the model.
+    """
+    cleaned: list[str] = []
+    first: dict[str, str] = {}
+    for i, label in enumerate(labels, start=1):
+        label = label.strip()
+        if not label:
+            raise UsageError(f"{source}: label #{i} is empty")
+        key = _label_key(label)
+        if key in first:
+            same = "given twice" if first[key] == label else f"same text for the model as {first[key]!r}"
+            raise UsageError(f"{source}: duplicate label {label!r} ({same})")
+        first[key] = label
+        cleaned.append(label)
+    if not cleaned:
+        raise UsageError(f"{source}: no labels given")
+    return cleaned
+
+
+# ----------------------------------------------------------------------------------------------
+# Results file (JSON lines, resumable)
+
+
+def run_key(model: str, frames: int, clips: int, crops: int, labels: Iterable[str], templates: Iterable[str]) -> str:
+    """Short hash of what determines a video's probabilities (see the module docstring)."""
+    payload = {
+        "model": model,
+        "frames": frames,
+        "clips": clips,
+        "crops": crops,
+        "labels": sorted(_label_key(x) for x in labels),
+        "templates": sorted(templates),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class ResultsFile:
+    """An append-only JSON-lines file of per-video results that survives being killed.
+
+    Opening it reads the records already there (for resuming), drops an incomplete last line left by
+    a killed writer, and takes an exclusive lock so two runs cannot interleave lines. Each record is
+    written with a single ``write`` of the whole line, then flushed and fsync'ed.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.records: list[dict[str, Any]] = []
+        self.warnings: list[str] = []
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise UsageError(f"{self.path}: cannot open results file: {exc.strerror or exc}") from None
+        try:
+            self._lock()
+            self._load_and_repair()
+        except BaseException:
+            os.close(self._fd)
+            raise
+
+    def _lock(self) -> None:
+        try:
+            import fcntl
+        except ImportError:  # Windows: no advisory locks; concurrent runs are the user's business
+            return
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise UsageError(f"{self.path}: another actionclip run is writing this results file") from None
+
+    def _load_and_repair(self) -> None:
+        size = os.fstat(self._fd).st_size
+        data = os.pread(self._fd, size, 0) if size else b""
+        lines = data.split(b"\n")
+        tail = lines.pop()  # b"" when the file ends with a newline
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            record = self._parse(line)
+            if record is None:
+                self.warnings.append(f"{self.path}: line {number} is not a JSON object; ignored")
+            else:
+                self.records.append(record)
+        if tail.strip():
+            record = self._parse(tail)
+            if record is not None:  # complete object, only its newline is missing (edited by hand)
+                self.records.append(record)
+                os.pwrite(self._fd, b"\n", size)
+            else:  # a line cut short by a killed run: drop it so the next record starts cleanly
+                os.ftruncate(self._fd, size - len(tail))
+                self.warnings.append(f"{self.path}: removed an incomplete last line left by an interrupted run")
+            os.fsync(self._fd)
+
+    @staticmethod
+    def _parse(line: bytes) -> dict[str, Any] | None:
+        try:
+            record = json.loads(line)
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return record if isinstance(record, dict) else None
+
+    def done(self, key: str) -> set[str]:
+        """Resolved paths of the videos already recorded under run key ``key``."""
+        return {r["path"] for r in self.records if r.get("key") == key and isinstance(r.get("path"), str)}
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Append one record as one line, durably."""
+        line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+        os.lseek(self._fd, 0, os.SEEK_END)
+        view = memoryview(line)
+        while view:  # os.write may write less than asked (signals, pipes); finish the line
+            written = os.write(self._fd, view)
+            view = view[written:]
+        os.fsync(self._fd)
+        self.records.append(record)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)  # also releases the lock
+            self._fd = -1
+
+    def __enter__(self) -> ResultsFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# ----------------------------------------------------------------------------------------------
+# Running
+
+
+def _error_line(name: str, exc: BaseException) -> str:
+    """``actionclip: error: <file>: <cause>``, without naming the file twice."""
+    cause = str(exc) or type(exc).__name__
+    if not isinstance(exc, ActionCLIPError):
+        cause = f"{type(exc).__name__}: {cause}"
+    if name in cause or os.path.basename(name) in cause.split(":", 1)[0]:
+        return f"actionclip: error: {cause}"
+    return f"actionclip: error: {name}: {cause}"
+
+
+def _format_human(record: dict[str, Any], top_k: int | None) -> str:
+    results = record["results"][:top_k] if top_k else record["results"]
+    width = max(len(r["label"]) for r in results)
+    lines = [f"{record['video']}:"]
+    lines += [f"  {r['label']:<{width}}  {100 * r['prob']:6.2f}%" for r in results]
+    return "\n".join(lines)
+
+
+def _format_json(record: dict[str, Any], top_k: int | None) -> str:
+    shown = {k: record[k] for k in ("video", "model", "frames", "clips", "crops")}
+    shown["results"] = record["results"][:top_k] if top_k else record["results"]
+    return json.dumps(shown, ensure_ascii=False)
+
+
+def _pick_device(choice: str) -> str:
+    import torch
+
+    if choice == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device is available (torch.cuda.is_available() is False)")
+    return choice
+
+
+def _pick_dtype(choice: str, device: str):
+    import torch
+
+    if choice == "auto":
+        return torch.float16 if device == "cuda" else torch.float32
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[choice]
+
+
+def _model_id(model_arg: str) -> str:
+    """What identifies the model in the run key: a registry name, or the checkpoint's real path."""
+    path = Path(model_arg).expanduser()
+    return str(path.resolve()) if path.exists() else model_arg.strip().lower()
+
+
+def _load_model(args: argparse.Namespace, device: str, dtype):
+    if args.backend == "onnx":
+        try:
+            from actionclip import onnx_backend
+        except ImportError as exc:
+            raise UsageError(f"--backend onnx: the ONNX backend cannot be loaded ({exc}); "
+                             "install it with: pip install 'actionclip[onnx]'") from None
+        from actionclip.download import resolve
+
+        return onnx_backend.load(resolve(args.model))
+    import actionclip
+
+    return actionclip.load(args.model, device=device, dtype=dtype)
+
+
+class _Preparer:
+    """Decode + preprocess one video into model input ``[V, T, 3, R, R]`` (V = clips x crops).
+
+    A class rather than a closure so that a process pool could pickle it.
+    """
+
+    def __init__(self, frames: int, clips: int, crops: int, resolution: int):
+        self.frames, self.clips, self.crops, self.resolution = frames, clips, crops, resolution
+
+    def __call__(self, video: VideoInput):
+        from actionclip.preprocess import preprocess_frames
+        from actionclip.video import read_video
+
+        frames = read_video(video.path, self.frames, clips=self.clips, mode="center")  # [C, T, H, W, 3]
+        pixels = preprocess_frames(frames, resolution=self.resolution, crops=self.crops)
+        r = self.resolution
+        return pixels.reshape(-1, self.frames, 3, r, r)
+
+
+def _batches(pairs: Iterator[tuple[VideoInput, Any]], size: int) -> Iterator[list[tuple[VideoInput, Any]]]:
+    """Group prepared videos for one encoder call; a failed one is passed on alone, at once."""
+    batch: list[tuple[VideoInput, Any]] = []
+    for video, prepared in pairs:
+        if isinstance(prepared, BaseException):
+            yield [(video, prepared)]
+            continue
+        batch.append((video, prepared))
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def run(args: argparse.Namespace) -> int:
+    """Classify every video; returns 0 if all succeeded, 1 if any failed."""
+    labels = check_labels(read_labels(args.labels) if args.labels else args.text, args.labels or "--text")
+    from actionclip.templates import resolve_templates
+
+    templates = resolve_templates(template=args.template, templates_file=args.templates)
+    if len(labels) == 1:
+        print(f"actionclip: warning: only one label ({labels[0]!r}): its probability is always 1", file=sys.stderr)
+
+    inputs = expand_videos(args.videos)
+    failed = 0
+    for bad in (i for i in inputs if isinstance(i, InputError)):
+        print(f"actionclip: error: {bad.name}: {bad.cause}", file=sys.stderr)
+        failed += 1
+    videos = [i for i in inputs if isinstance(i, VideoInput)]
+    if not videos:
+        return 1
+
+    results_file = ResultsFile(args.output) if args.output else None
+    try:
+        for warning in results_file.warnings if results_file else ():
+            print(f"actionclip: warning: {warning}", file=sys.stderr)
+        device = _pick_device(args.device)
+        dtype = _pick_dtype(args.dtype, device)
+        model = _load_model(args, device, dtype)
+        frames = args.frames or int(model.num_frames)
+        key = run_key(_model_id(args.model), frames, args.clips, args.crops, labels, templates)
+        if results_file:
+            done = results_file.done(key)
+            skipped = [v for v in videos if v.path in done]
+            if skipped:
+                print(f"actionclip: skipping {len(skipped)} video(s) already in {args.output}", file=sys.stderr)
+            videos = [v for v in videos if v.path not in done]
+        failed += _classify_all(args, model, videos, labels, templates, frames, key, device, results_file)
+    finally:
+        if results_file:
+            results_file.close()
+    return 1 if failed else 0
+
+
+def _classify_all(args, model, videos, labels, templates, frames, key, device, results_file) -> int:
+    """Run the model over ``videos``; print and record each; return the number that failed."""
+    import torch
+    from tqdm import tqdm
+
+    from actionclip.pipeline import default_workers, prefetch
+
+    if not videos:
+        return 0
+    model_name = str(getattr(model, "name", None) or args.model)
+    workers = default_workers() if args.workers is None else args.workers
+    batch_size = args.batch_size or (8 if device == "cuda" else 1)
+    prepare = _Preparer(frames, args.clips, args.crops, int(model.input_resolution))
+    is_torch = args.backend == "torch"
+    failed = 0
+    with torch.inference_mode():
+        label_emb = model.encode_labels(labels, templates)  # once per run: [K, L, D]
+        bar = tqdm(total=len(videos), unit="video", file=sys.stderr, disable=not sys.stderr.isatty(), leave=False)
+        with bar:
+            prepared = prefetch(prepare, videos, workers=workers, ahead=max(2, 2 * workers, batch_size + workers))
+            for batch in _batches(prepared, batch_size):
+                first = batch[0][1]
+                if isinstance(first, BaseException):
+                    bar.write(_error_line(batch[0][0].name, first), file=sys.stderr)
+                    failed += 1
+                    bar.update(1)
+                    continue
+                try:
+                    pixels = torch.stack([p for _, p in batch])  # [B, V, T, 3, R, R]
+                    b, v = pixels.shape[:2]
+                    if is_torch:
+                        pixels = pixels.to(device=model.device, dtype=model.dtype)
+                    emb = model.encode_video(pixels.flatten(0, 1))  # [B*V, D]
+                    probs = model.probabilities(emb.reshape(b, v, -1), label_emb)  # [B, L]
+                    probs = torch.as_tensor(probs).float().cpu()
+                except Exception as exc:  # noqa: BLE001 - report against the videos, keep going
+                    for video, _ in batch:
+                        bar.write(_error_line(video.name, exc), file=sys.stderr)
+                    failed += len(batch)
+                    bar.update(len(batch))
+                    continue
+                for (video, _), row in zip(batch, probs.tolist()):
+                    ranked = sorted(zip(labels, row), key=lambda lp: -lp[1])
+                    record = {
+                        "video": video.name,
+                        "model": model_name,
+                        "frames": frames,
+                        "clips": args.clips,
+                        "crops": args.crops,
+                        "results": [{"label": label, "prob": prob} for label, prob in ranked],
+                        "path": video.path,
+                        "key": key,
+                    }
+                    if results_file:
+                        results_file.append(record)
+                    text = _format_json(record, args.top_k) if args.json else _format_human(record, args.top_k)
+                    bar.write(text, file=sys.stdout)
+                    sys.stdout.flush()
+                bar.update(len(batch))
+    return failed
