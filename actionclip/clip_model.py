@@ -1,0 +1,287 @@
+"""CLIP image and text encoders (ViT), architecture inferred from a state dict.
+
+Parameter names follow OpenAI's CLIP release exactly (``visual.conv1.weight``,
+``transformer.resblocks.0.attn.in_proj_weight``, ``text_projection`` ...), so an OpenAI,
+ActionCLIP or mmaction2 state dict loads without renaming. The only difference in the module tree is
+that the text tower lives under ``text.``; :func:`split_openai_state_dict` and
+:meth:`CLIP.openai_state_dict` translate.
+
+Attention runs through ``F.scaled_dot_product_attention`` on batch-first tensors (OpenAI's code uses
+``nn.MultiheadAttention`` on sequence-first tensors; the maths is the same, the fused kernel is
+faster).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from typing import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from actionclip.errors import CheckpointError
+
+# Keys OpenAI's TorchScript archives carry as attributes; they hold no weights.
+NON_WEIGHT_KEYS = ("input_resolution", "context_length", "vocab_size")
+
+
+@dataclass(frozen=True)
+class CLIPConfig:
+    embed_dim: int
+    image_resolution: int
+    vision_width: int
+    vision_layers: int
+    vision_heads: int
+    vision_patch_size: int
+    context_length: int
+    vocab_size: int
+    text_width: int
+    text_layers: int
+    text_heads: int
+    activation: str = "quick_gelu"  # OpenAI CLIP; "gelu" for some Hugging Face exports
+    layer_norm_eps: float = 1e-5
+
+    @classmethod
+    def from_state_dict(cls, sd: Mapping[str, torch.Tensor]) -> "CLIPConfig":
+        """Infer the architecture from tensor shapes, as OpenAI's ``build_model`` does."""
+        if "visual.layer1.0.conv1.weight" in sd:
+            raise CheckpointError("ResNet CLIP backbones are not supported (only ViT)")
+        try:
+            vision_width = sd["visual.conv1.weight"].shape[0]
+            patch = sd["visual.conv1.weight"].shape[-1]
+            grid = round((sd["visual.positional_embedding"].shape[0] - 1) ** 0.5)
+            text_width = sd["ln_final.weight"].shape[0]
+            return cls(
+                embed_dim=sd["text_projection"].shape[1],
+                image_resolution=grid * patch,
+                vision_width=vision_width,
+                vision_layers=_count_layers(sd, "visual.transformer.resblocks."),
+                vision_heads=max(1, vision_width // 64),
+                vision_patch_size=patch,
+                context_length=sd["positional_embedding"].shape[0],
+                vocab_size=sd["token_embedding.weight"].shape[0],
+                text_width=text_width,
+                text_layers=_count_layers(sd, "transformer.resblocks."),
+                text_heads=max(1, text_width // 64),
+            )
+        except KeyError as exc:
+            raise CheckpointError(f"not a CLIP ViT state dict: missing key {exc.args[0]!r}") from None
+
+
+def _count_layers(sd: Mapping[str, torch.Tensor], prefix: str) -> int:
+    return len({k[len(prefix):].split(".")[0] for k in sd if k.startswith(prefix)})
+
+
+class LayerNorm(nn.LayerNorm):
+    """LayerNorm computed in fp32 whatever the input dtype (as OpenAI's CLIP does for fp16)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == torch.float32:
+            return super().forward(x)
+        weight = self.weight.float() if self.weight is not None else None
+        bias = self.bias.float() if self.bias is not None else None
+        return F.layer_norm(x.float(), self.normalized_shape, weight, bias, self.eps).to(x.dtype)
+
+
+class QuickGELU(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(1.702 * x)
+
+
+def make_activation(name: str) -> nn.Module:
+    if name == "quick_gelu":
+        return QuickGELU()
+    if name == "gelu":
+        return nn.GELU()
+    raise CheckpointError(f"unsupported activation {name!r} (expected quick_gelu or gelu)")
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with ``nn.MultiheadAttention``'s parameter names, batch-first."""
+
+    def __init__(self, width: int, heads: int):
+        super().__init__()
+        if width % heads:
+            raise CheckpointError(f"attention width {width} is not divisible by {heads} heads")
+        self.heads = heads
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * width, width))
+        self.in_proj_bias = nn.Parameter(torch.zeros(3 * width))
+        self.out_proj = nn.Linear(width, width)
+
+    def forward(self, x: torch.Tensor, causal: bool = False) -> torch.Tensor:
+        n, length, width = x.shape
+        qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
+        qkv = qkv.view(n, length, 3, self.heads, width // self.heads).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], is_causal=causal)
+        return self.out_proj(out.transpose(1, 2).reshape(n, length, width))
+
+
+class ResidualAttentionBlock(nn.Module):
+    def __init__(self, width: int, heads: int, activation: str = "quick_gelu", eps: float = 1e-5):
+        super().__init__()
+        self.attn = SelfAttention(width, heads)
+        self.ln_1 = LayerNorm(width, eps=eps)
+        self.mlp = nn.Sequential(
+            OrderedDict(
+                c_fc=nn.Linear(width, width * 4),
+                gelu=make_activation(activation),
+                c_proj=nn.Linear(width * 4, width),
+            )
+        )
+        self.ln_2 = LayerNorm(width, eps=eps)
+
+    def forward(self, x: torch.Tensor, causal: bool = False) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), causal=causal)
+        return x + self.mlp(self.ln_2(x))
+
+
+class Transformer(nn.Module):
+    """A stack of pre-LN residual attention blocks on batch-first tensors [N, L, W]."""
+
+    def __init__(self, width: int, layers: int, heads: int, activation: str = "quick_gelu", eps: float = 1e-5):
+        super().__init__()
+        self.width = width
+        self.resblocks = nn.ModuleList(
+            ResidualAttentionBlock(width, heads, activation, eps) for _ in range(layers)
+        )
+
+    def forward(self, x: torch.Tensor, causal: bool = False) -> torch.Tensor:
+        for block in self.resblocks:
+            x = block(x, causal=causal)
+        return x
+
+
+class VisionTransformer(nn.Module):
+    """Images [N, 3, R, R] (CLIP-normalised) -> embeddings [N, embed_dim]."""
+
+    def __init__(self, cfg: CLIPConfig):
+        super().__init__()
+        width, patch = cfg.vision_width, cfg.vision_patch_size
+        self.input_resolution = cfg.image_resolution
+        self.conv1 = nn.Conv2d(3, width, kernel_size=patch, stride=patch, bias=False)
+        self.class_embedding = nn.Parameter(torch.empty(width))
+        self.positional_embedding = nn.Parameter(torch.empty((cfg.image_resolution // patch) ** 2 + 1, width))
+        self.ln_pre = LayerNorm(width, eps=cfg.layer_norm_eps)
+        self.transformer = Transformer(width, cfg.vision_layers, cfg.vision_heads, cfg.activation, cfg.layer_norm_eps)
+        self.ln_post = LayerNorm(width, eps=cfg.layer_norm_eps)
+        self.proj = nn.Parameter(torch.empty(width, cfg.embed_dim))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if images.shape[-2:] != (self.input_resolution, self.input_resolution):
+            raise ValueError(
+                f"images must be {self.input_resolution}x{self.input_resolution}, got {tuple(images.shape[-2:])}"
+            )
+        x = self.conv1(images.to(self.conv1.weight.dtype))  # [N, W, g, g]
+        x = x.flatten(2).transpose(1, 2)  # [N, g*g, W]
+        cls = self.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
+        x = torch.cat([cls, x], dim=1) + self.positional_embedding.to(x.dtype)
+        x = self.transformer(self.ln_pre(x))
+        return self.ln_post(x[:, 0]) @ self.proj
+
+
+class TextTransformer(nn.Module):
+    """Token ids [N, context_length] -> embeddings [N, embed_dim], pooled at the end token."""
+
+    def __init__(self, cfg: CLIPConfig):
+        super().__init__()
+        self.context_length = cfg.context_length
+        self.token_embedding = nn.Embedding(cfg.vocab_size, cfg.text_width)
+        self.positional_embedding = nn.Parameter(torch.empty(cfg.context_length, cfg.text_width))
+        self.transformer = Transformer(cfg.text_width, cfg.text_layers, cfg.text_heads, cfg.activation, cfg.layer_norm_eps)
+        self.ln_final = LayerNorm(cfg.text_width, eps=cfg.layer_norm_eps)
+        self.text_projection = nn.Parameter(torch.empty(cfg.text_width, cfg.embed_dim))
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        x = self.token_embedding(tokens) + self.positional_embedding[: tokens.shape[1]]
+        x = self.ln_final(self.transformer(x, causal=True))
+        # The end-of-text token has the largest id in CLIP's vocabulary, so argmax finds it.
+        eot = tokens.argmax(dim=-1)
+        return x[torch.arange(x.shape[0], device=x.device), eot] @ self.text_projection
+
+
+class CLIP(nn.Module):
+    def __init__(self, cfg: CLIPConfig):
+        super().__init__()
+        self.config = cfg
+        self.visual = VisionTransformer(cfg)
+        self.text = TextTransformer(cfg)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+
+    @classmethod
+    def from_state_dict(cls, sd: Mapping[str, torch.Tensor], **overrides) -> "CLIP":
+        """Build from an OpenAI-named state dict; ``overrides`` replace inferred config fields."""
+        cfg = replace(CLIPConfig.from_state_dict(sd), **overrides)
+        with torch.device("meta"):
+            model = cls(cfg)
+        model.load_openai_state_dict(sd)
+        return model
+
+    def load_openai_state_dict(self, sd: Mapping[str, torch.Tensor]) -> None:
+        ours = {}
+        for key, value in sd.items():
+            if key in NON_WEIGHT_KEYS:
+                continue
+            ours[key if key.startswith("visual.") or key == "logit_scale" else f"text.{key}"] = value
+        load_state_dict_checked(self, ours, what="CLIP")
+
+    def openai_state_dict(self) -> "OrderedDict[str, torch.Tensor]":
+        """State dict in OpenAI's naming (text keys at the top level)."""
+        return OrderedDict(
+            (k[len("text."):] if k.startswith("text.") else k, v) for k, v in self.state_dict().items()
+        )
+
+    def initialize_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Random initialisation following OpenAI's scheme (used for random test/benchmark checkpoints)."""
+        cfg = self.config
+
+        def normal_(t: torch.Tensor, std: float) -> None:
+            with torch.no_grad():
+                t.copy_(torch.randn(t.shape, generator=generator) * std)
+
+        normal_(self.text.token_embedding.weight, 0.02)
+        normal_(self.text.positional_embedding, 0.01)
+        normal_(self.visual.class_embedding, cfg.vision_width**-0.5)
+        normal_(self.visual.positional_embedding, cfg.vision_width**-0.5)
+        normal_(self.visual.conv1.weight, (3 * cfg.vision_patch_size**2) ** -0.5)
+        for tower, width, layers in (
+            (self.visual.transformer, cfg.vision_width, cfg.vision_layers),
+            (self.text.transformer, cfg.text_width, cfg.text_layers),
+        ):
+            proj_std = width**-0.5 * (2 * layers) ** -0.5
+            for block in tower.resblocks:
+                normal_(block.attn.in_proj_weight, width**-0.5)
+                normal_(block.attn.out_proj.weight, proj_std)
+                normal_(block.mlp.c_fc.weight, (2 * width) ** -0.5)
+                normal_(block.mlp.c_proj.weight, proj_std)
+        normal_(self.visual.proj, cfg.vision_width**-0.5)
+        normal_(self.text.text_projection, cfg.text_width**-0.5)
+        # Non-trivial norms and biases, so that parity tests would catch a dropped bias or a swapped norm.
+        for name, param in self.named_parameters():
+            if name.endswith("bias") or ".ln" in name or name.startswith(("visual.ln", "text.ln")):
+                base = 1.0 if name.endswith("weight") else 0.0
+                with torch.no_grad():
+                    param.copy_(base + torch.randn(param.shape, generator=generator) * 0.05)
+
+
+def load_state_dict_checked(module: nn.Module, sd: Mapping[str, torch.Tensor], what: str) -> None:
+    """``load_state_dict(strict=True, assign=True)`` with one-line, named errors instead of a wall of text."""
+    expected = module.state_dict(keep_vars=True)
+    missing = [k for k in expected if k not in sd]
+    unexpected = [k for k in sd if k not in expected]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} key(s) e.g. {', '.join(missing[:3])}")
+        if unexpected:
+            parts.append(f"unexpected {len(unexpected)} key(s) e.g. {', '.join(unexpected[:3])}")
+        raise CheckpointError(f"{what} weights do not match the architecture: {'; '.join(parts)}")
+    for key, value in sd.items():
+        if tuple(value.shape) != tuple(expected[key].shape):
+            raise CheckpointError(
+                f"{what} weight {key!r} has shape {tuple(value.shape)}, expected {tuple(expected[key].shape)}"
+            )
+    # Checkpoints may be fp16: load everything as fp32; the caller casts the whole model once.
+    module.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()}, strict=True, assign=True)
