@@ -1,0 +1,176 @@
+"""Timelines: sampling plan, frame-embedding cache, segments; end to end on a generated video."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from actionclip.errors import UsageError
+from actionclip.timeline import (
+    FrameEncoder,
+    find_segments,
+    hysteresis_runs,
+    iter_windows,
+    merge_runs,
+    plan_sampling,
+    smooth_scores,
+    top_labels,
+)
+
+# ---------------------------------------------------------------------------------------------------
+# Sampling plan and the frame-embedding cache (no model needed)
+# ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "window, stride, frames, grid, per_stride, step",
+    [
+        (4.0, 1.0, 8, 0.5, 2, 1),  # the default: 2 new frames per stride, 6 shared
+        (1.0, 1.0, 8, 0.125, 8, 1),  # windows just touch
+        (8.0, 0.5, 4, 0.5, 1, 4),  # stride finer than the frame spacing
+        (1.0, 3.0, 4, 0.25, 12, 1),  # gaps between windows
+        (3.0, 1.0, 8, 1 / 3, 3, 1),  # spacing 0.375 snapped to 1/3 so the stride is 3 steps
+    ],
+)
+def test_plan_puts_every_window_on_one_grid(window, stride, frames, grid, per_stride, step):
+    plan = plan_sampling(window, stride, frames)
+    assert (plan.grid, plan.per_stride, plan.step) == (pytest.approx(grid), per_stride, step)
+    assert plan.per_stride * plan.grid == pytest.approx(stride)  # window starts are exact
+    assert plan.effective_window == pytest.approx(window, rel=0.2)
+    assert plan.window_indices(2)[0] * plan.grid == pytest.approx(2 * stride)
+
+
+def test_plan_rejects_nonsense():
+    for args in [(0, 1, 8), (4, 0, 8), (4, 1, 0), (float("nan"), 1, 8)]:
+        with pytest.raises(UsageError):
+            plan_sampling(*args)
+
+
+class _CountingEncoder(FrameEncoder):
+    """Stands in for the model: a frame's 'embedding' is its grid index, so windows can be checked."""
+
+    def __init__(self, batch_size=5):
+        self.batch_size = batch_size
+        self.frames_encoded = 0
+        self.encoder_calls = 0
+        self.seen: list[int] = []
+
+    def preprocess(self, frame):
+        return torch.tensor([float(frame[0, 0, 0])])
+
+    def encode(self, pixels):
+        self.frames_encoded += len(pixels)
+        self.encoder_calls += 1
+        self.seen += [int(p[0]) for p in pixels]
+        return torch.stack(pixels)
+
+
+def _grid_frames(n, grid):
+    for i in range(n):
+        yield i * grid, np.full((2, 2, 3), i, dtype=np.uint8)
+
+
+@pytest.mark.parametrize("window, stride, frames", [(4.0, 1.0, 8), (8.0, 0.5, 4), (1.0, 3.0, 4)])
+def test_each_needed_frame_is_encoded_once_and_windows_hold_the_right_frames(window, stride, frames):
+    plan = plan_sampling(window, stride, frames)
+    n = 60
+    enc = _CountingEncoder()
+    windows = list(iter_windows(_grid_frames(n, plan.grid), plan, enc))
+    expected_windows = [i for i in range(n) if plan.window_indices(i)[-1] < n]
+    assert len(windows) == len(expected_windows) > 1
+    for i, (start, end, emb) in enumerate(windows):
+        idx = plan.window_indices(i)
+        assert emb[:, 0].tolist() == idx
+        assert start == pytest.approx(idx[0] * plan.grid)
+        assert end == pytest.approx((idx[-1] + 1) * plan.grid)
+    needed = [k for k in range(n) if plan.needed(k)]
+    assert enc.seen == needed  # each needed frame once, in order
+    if plan.per_stride < plan.span:  # overlapping windows: far fewer than the naive T per window
+        assert enc.frames_encoded < len(windows) * frames / 2
+    used = sorted({k for i in range(len(windows)) for k in plan.window_indices(i)})
+    assert set(used) <= set(needed) and len(needed) - len(used) < plan.span  # nothing wasted but the tail
+
+
+def test_a_video_shorter_than_one_window_gives_one_window_of_repeated_frames():
+    plan = plan_sampling(4.0, 1.0, 8)
+    enc = _CountingEncoder()
+    (start, end, emb), = list(iter_windows(_grid_frames(3, plan.grid), plan, enc))
+    assert emb[:, 0].tolist() == [0, 0, 1, 1, 1, 1, 2, 2]
+    assert (start, end) == (0.0, pytest.approx(1.5))
+    assert list(iter_windows(iter(()), plan, enc)) == []
+
+
+# ---------------------------------------------------------------------------------------------------
+# Segments from synthetic score arrays
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_smoothing_keeps_constants_and_edges_in_place():
+    x = np.r_[np.zeros(10), np.ones(10)][:, None]
+    for width in (1, 3, 4, 5):
+        y = smooth_scores(x, width)
+        assert y.shape == x.shape
+        # symmetric filter: the 0.5 crossing stays between samples 9 and 10
+        assert y[9, 0] <= 0.5 <= y[10, 0]
+        assert y[0, 0] == 0 and y[-1, 0] == 1
+    spike = np.zeros(9)
+    spike[4] = 0.9
+    assert smooth_scores(spike, 3).max() == pytest.approx(0.3)
+
+
+def test_hysteresis_enters_high_and_leaves_low():
+    x = [0.2, 0.45, 0.6, 0.45, 0.42, 0.3, 0.55, 0.45, 0.3, 0.45, 0.45]
+    assert hysteresis_runs(x, 0.5, 0.4) == [(1, 4), (6, 7)]  # the last run never reaches 0.5
+    assert hysteresis_runs(x, 0.5, 0.5) == [(2, 2), (6, 6)]
+    with pytest.raises(ValueError):
+        hysteresis_runs(x, 0.4, 0.5)
+
+
+def test_merge_runs_joins_short_gaps_only():
+    assert merge_runs([(0, 1), (1.4, 2), (4, 5)], 0.5) == [(0, 2), (4, 5)]
+    assert merge_runs([(0, 1), (1.4, 2)], 0.0) == [(0, 1), (1.4, 2)]
+
+
+def _windows(n, stride=1.0, window=2.0):
+    starts = np.arange(n) * stride
+    return starts, starts + window
+
+
+def test_find_segments_places_edges_between_window_centres():
+    starts, ends = _windows(20)  # centres at 1, 2, ..., 20
+    scores = np.zeros((20, 2))
+    scores[5:12, 0] = 0.9  # windows 5..11: label a
+    scores[14:20, 1] = 0.8  # label b runs to the end
+    segs = find_segments(starts, ends, scores, ["a", "b"], smooth=1, duration=22.5)
+    assert [(s.label, s.start, s.end) for s in segs] == [("a", 5.5, 12.5), ("b", 14.5, 22.5)]
+    a = segs[0]
+    assert a.windows == 7 and a.mean_score == pytest.approx(0.9) and a.peak_score == pytest.approx(0.9)
+    assert a.duration == pytest.approx(7.0) and 6 <= a.peak_time <= 12
+
+
+def test_find_segments_min_duration_and_min_gap_and_background():
+    starts, ends = _windows(30)
+    scores = np.full((30, 1), 0.1)
+    scores[3:5, 0] = 0.9  # 2 s blip
+    scores[10:15, 0] = 0.9
+    scores[16:20, 0] = 0.9  # 1-window gap
+    labels = ["a"]
+    segs = find_segments(starts, ends, scores, labels, smooth=1)
+    assert [(s.start, s.end) for s in segs] == [(3.5, 5.5), (10.5, 15.5), (16.5, 20.5)]
+    segs = find_segments(starts, ends, scores, labels, smooth=1, min_duration=3.0, min_gap=1.5)
+    assert [(s.start, s.end) for s in segs] == [(10.5, 20.5)]
+    assert segs[0].windows == 10  # the gap window is inside the merged segment
+    assert segs[0].mean_score == pytest.approx((9 * 0.9 + 0.1) / 10)
+    # nothing matches -> no segment, and every window is background
+    assert find_segments(starts, ends, np.full((30, 1), 0.3), labels) == []
+    assert {t for t, _ in top_labels(np.full((30, 1), 0.3), labels, 0.5)} == {None}
+    assert top_labels(np.array([[0.2, 0.7], [0.6, 0.1]]), ["x", "y"], 0.5) == [("y", 0.7), ("x", 0.6)]
+
+
+def test_smoothing_removes_a_one_window_spike():
+    starts, ends = _windows(15)
+    scores = np.full((15, 1), 0.2)
+    scores[7, 0] = 0.95
+    assert len(find_segments(starts, ends, scores, ["a"], smooth=1)) == 1
+    assert find_segments(starts, ends, scores, ["a"], smooth=3) == []
