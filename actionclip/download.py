@@ -23,6 +23,7 @@ import logging
 import os
 import re
 import sys
+import threading
 import time
 import urllib.parse
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Mapping
 
 from actionclip import __version__
-from actionclip.errors import CheckpointError, DownloadError
+from actionclip.errors import CheckpointError, DownloadError, UsageError
 from actionclip.registry import ModelSpec, get_spec
 
 if TYPE_CHECKING:
@@ -183,7 +184,7 @@ def _write_record(target: _Target, sha256: str) -> None:
     """Remember that the file as it is now (size + mtime) hashes to ``sha256``."""
     st = target.path.stat()
     data = {"sha256": sha256, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "url": target.url}
-    tmp = target.record.with_name(f"{target.record.name}.{os.getpid()}.tmp")
+    tmp = target.record.with_name(f"{target.record.name}.{os.getpid()}-{threading.get_ident()}.tmp")
     try:
         tmp.write_text(json.dumps(data) + "\n")
         os.replace(tmp, target.record)
@@ -316,8 +317,10 @@ def _open(target: _Target, offset: int) -> http.client.HTTPResponse:
         raise _NoConnection(str(reason) or type(reason).__name__) from exc
 
 
-def _fetch_once(target: _Target, bar) -> tuple[str, int]:
-    """One HTTP request: continue (or restart) ``target.part``; return its sha256 and size.
+def _fetch_once(target: _Target, bar) -> tuple[str, int, int]:
+    """One HTTP request: continue (or restart) ``target.part``.
+
+    Returns the sha256 and size of the complete ``.part``, and the offset this request started at.
 
     Raises _Retry on a dropped connection (the bytes received so far stay in ``.part``).
     """
@@ -329,7 +332,7 @@ def _fetch_once(target: _Target, bar) -> tuple[str, int]:
         part.unlink()
         offset = 0
     if offset and offset == target.size:
-        return _sha256_file(part).hexdigest(), offset  # complete already, only verify
+        return _sha256_file(part).hexdigest(), offset, offset  # complete already, only verify
 
     with _open(target, offset) as response:
         total: int | None
@@ -373,53 +376,68 @@ def _fetch_once(target: _Target, bar) -> tuple[str, int]:
                 raise _Retry(f"connection closed after {received} of {expected} bytes")
             out.flush()
             os.fsync(out.fileno())
-    return digest.hexdigest(), received
+    return digest.hexdigest(), received, offset
+
+
+def _fetch_with_retries(target: _Target, bar) -> tuple[str, int, bool]:
+    """Fill ``target.part`` completely; return its sha256, size and whether it was resumed."""
+    attempts = 0
+    progressed = False  # a failure to connect after bytes have flowed is a hiccup, not "offline"
+    while True:
+        before = target.part.stat().st_size if target.part.exists() else 0
+        try:
+            sha256, size, start = _fetch_once(target, bar)
+            return sha256, size, start > 0
+        except _NoConnection as exc:
+            if not progressed:
+                raise DownloadError(
+                    f"cannot download {target.label} from {target.url} ({exc}); "
+                    f"without network, {_place_hint(target)}"
+                ) from None
+            failure: Exception = exc
+        except _Retry as exc:
+            failure = exc
+        now = target.part.stat().st_size if target.part.exists() else 0
+        progressed = progressed or now > before
+        attempts += 1
+        if attempts > RETRIES:
+            raise DownloadError(
+                f"cannot download {target.label} from {target.url}: gave up after {attempts} attempts "
+                f"({failure}); run again to resume from {target.part}"
+            )
+        log.warning("download of %s interrupted (%s); retrying", target.url, failure)
+        time.sleep(BACKOFF_S * 2 ** (attempts - 1))
 
 
 def _transfer(target: _Target, progress: bool | None) -> None:
     """Fetch ``target`` into its ``.part`` with retries, verify it, then rename it into place."""
-    attempts = 0
-    progressed = False  # a failure to connect after bytes have flowed is a hiccup, not "offline"
+    log.info("downloading %s from %s to %s", target.label, target.url, target.path)
     bar = _progress_bar(target, progress)
+    whole_retry_left = True
     try:
         while True:
-            before = target.part.stat().st_size if target.part.exists() else 0
-            try:
-                sha256, size = _fetch_once(target, bar)
+            sha256, size, resumed = _fetch_with_retries(target, bar)
+            bad_size = target.size is not None and size != target.size
+            bad_hash = target.sha256 is not None and sha256 != target.sha256
+            if not (bad_size or bad_hash):
                 break
-            except _NoConnection as exc:
-                if not progressed:
-                    raise DownloadError(
-                        f"cannot download {target.label} from {target.url} ({exc}); "
-                        f"without network, {_place_hint(target)}"
-                    ) from None
-                failure: Exception = exc
-            except _Retry as exc:
-                failure = exc
-            now = target.part.stat().st_size if target.part.exists() else 0
-            progressed = progressed or now > before
-            attempts += 1
-            if attempts > RETRIES:
+            target.part.unlink(missing_ok=True)
+            if resumed and whole_retry_left:
+                # The kept bytes may come from another version of the file (or be junk): a resumed
+                # file that fails its check gets one clean download before it counts as bad.
+                whole_retry_left = False
+                log.warning("resumed download of %s failed verification; downloading it whole", target.url)
+                continue
+            if bad_size:
                 raise DownloadError(
-                    f"cannot download {target.label} from {target.url}: gave up after {attempts} attempts "
-                    f"({failure}); run again to resume from {target.part}"
+                    f"cannot download {target.label} from {target.url}: got {size} bytes, expected {target.size}"
                 )
-            log.warning("download of %s interrupted (%s); retrying", target.url, failure)
-            time.sleep(BACKOFF_S * 2 ** (attempts - 1))
+            raise DownloadError(
+                f"checksum mismatch for {target.label} from {target.url}: expected sha256 {target.sha256}, "
+                f"got {sha256}; the download was deleted"
+            )
     finally:
         bar.close()
-
-    if target.size is not None and size != target.size:
-        target.part.unlink(missing_ok=True)
-        raise DownloadError(
-            f"cannot download {target.label} from {target.url}: got {size} bytes, expected {target.size}"
-        )
-    if target.sha256 is not None and sha256 != target.sha256:
-        target.part.unlink(missing_ok=True)
-        raise DownloadError(
-            f"checksum mismatch for {target.label} from {target.url}: expected sha256 {target.sha256}, "
-            f"got {sha256}; the download was deleted"
-        )
     os.replace(target.part, target.path)
     _write_record(target, sha256)
 
@@ -504,6 +522,8 @@ def resolve(
     if isinstance(name_or_path, ModelSpec):
         return download(name_or_path, progress=progress)
     text = os.fspath(name_or_path)
+    if not text.strip():
+        raise UsageError("empty model name: give a model name (see `actionclip models`) or a checkpoint path")
     path = Path(text).expanduser()
     if path.exists():
         return path

@@ -53,6 +53,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         start = 0
         if rng and kind != "ignore_range":
             start = int(rng.split("=")[1].split("-")[0])
+        if start >= len(body):
+            srv.log.append((self.path, rng, 416))
+            self.send_response(416)
+            self.send_header("Content-Range", f"bytes */{len(body)}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         status = 206 if start else 200
         srv.log.append((self.path, rng, status))
         self.send_response(status)
@@ -208,6 +215,22 @@ def test_partial_file_with_unknown_size_is_resumed(server):
     assert dl.download(spec).read_bytes() == PAYLOAD
 
 
+def test_complete_partial_file_is_verified_without_a_request(server):
+    spec = _spec(server.url())
+    dl.cache_dir().mkdir(parents=True, exist_ok=True)
+    (dl.cache_dir() / "test-8f.pth.part").write_bytes(PAYLOAD)
+    assert dl.download(spec).read_bytes() == PAYLOAD
+    assert server.gets() == 0
+
+
+def test_unsatisfiable_range_restarts_from_zero(server):
+    spec = _spec(server.url(), sha256=None, size=None)
+    dl.cache_dir().mkdir(parents=True, exist_ok=True)
+    (dl.cache_dir() / "test-8f.pth.part").write_bytes(PAYLOAD + b"extra")  # longer than the file
+    assert dl.download(spec).read_bytes() == PAYLOAD
+    assert [s for _, _, s in server.log] == [416, 200]
+
+
 def test_retry_after_server_error(server):
     server.script.extend(["status:503"])
     assert dl.download(_spec(server.url())).read_bytes() == PAYLOAD
@@ -242,14 +265,22 @@ def test_checksum_mismatch_deletes_download(server):
     assert _leftovers(spec) == []
 
 
-def test_corrupt_partial_file_fails_checksum_then_clean_retry_succeeds(server):
+def test_junk_partial_file_gets_one_clean_download(server):
     spec = _spec(server.url())
     dl.cache_dir().mkdir(parents=True, exist_ok=True)
     (dl.cache_dir() / "test-8f.pth.part").write_bytes(b"\0" * 5000)  # junk from some other file
+    assert dl.download(spec).read_bytes() == PAYLOAD
+    assert server.log == [("/model.pth", "bytes=5000-", 206), ("/model.pth", None, 200)]
+
+
+def test_wrong_content_with_drops_fails_after_one_clean_retry(server):
+    server.script.extend(["drop:1000", "wrong", "drop:1000"])
+    server.default = "wrong"
+    spec = _spec(server.url())
     with pytest.raises(DownloadError, match="checksum mismatch"):
         dl.download(spec)
+    assert [r for _, r, _ in server.log] == [None, "bytes=1000-", None, "bytes=1000-"]
     assert _leftovers(spec) == []
-    assert dl.download(spec).read_bytes() == PAYLOAD
 
 
 def test_size_disagreeing_with_registry_is_an_error(server):
@@ -452,6 +483,11 @@ def test_missing_path_is_checkpoint_error(missing):
 def test_missing_pathlike_is_checkpoint_error(tmp_path):
     with pytest.raises(CheckpointError, match="no such file"):
         dl.resolve(tmp_path / "absent")
+
+
+def test_empty_name_is_usage_error():
+    with pytest.raises(UsageError, match="empty model name"):
+        dl.resolve("")
 
 
 def test_unknown_name_suggests_close_match():
