@@ -25,6 +25,7 @@ import re
 import sys
 import threading
 import time
+import types
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
@@ -542,3 +543,15 @@ def _looks_like_path(text: str) -> bool:
         or text.startswith((".", "~"))
         or suffix in {".pt", ".pth", ".bin", ".safetensors", ".ckpt", ".onnx", ".json"}
     )
+
+
+class _CallableModule(types.ModuleType):
+    """``actionclip.download`` names both this module and its main function (the public API says
+    ``actionclip.download(name)``); whichever the import machinery leaves on the package, calling
+    it downloads and ``.resolve`` etc. still work."""
+
+    def __call__(self, *args, **kwargs) -> Path:
+        return download(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -167,6 +167,13 @@ def test_download_plain_url(server):
     assert path.name.endswith("-weights.bin") and path.parent == dl.cache_dir() / "urls"
 
 
+def test_module_is_callable_as_the_download_function(server):
+    # `actionclip.download` may end up as the module or the function depending on import order.
+    spec = _spec(server.url())
+    assert dl(spec) == dl.download(spec) == dl.cached_path(spec)
+    assert server.gets() == 1
+
+
 def test_force_downloads_again(server):
     spec = _spec(server.url())
     dl.download(spec)
