@@ -429,6 +429,7 @@ class WindowScorer:
         import torch
 
         from actionclip.detection import IndependentScorer
+        from actionclip.templates import check_labels
 
         self.model = model
         self.labels = check_labels(labels)
@@ -449,23 +450,6 @@ class WindowScorer:
             scores = self.detector.scores(fused)
         self.windows_fused += frame_embs.shape[0]
         return probs.float().cpu().numpy(), scores.float().cpu().numpy()
-
-
-def check_labels(labels: Sequence[str] | str) -> list[str]:
-    """Labels as a list: non-empty, no blanks, no duplicates (``UsageError`` naming the bad label)."""
-    if isinstance(labels, str):
-        labels = [labels]
-    out = [str(l).strip() for l in labels]
-    if not out:
-        raise UsageError("labels: none given (use --text LABEL or --labels FILE)")
-    seen: set[str] = set()
-    for raw, label in zip(labels, out):
-        if not label:
-            raise UsageError(f"label {raw!r}: empty")
-        if label in seen:
-            raise UsageError(f"label {label!r}: given twice")
-        seen.add(label)
-    return out
 
 
 def iter_windows(
