@@ -479,7 +479,10 @@ def download(
         if problem is None:
             return target.path
     if is_offline():
-        state = f"the cached file is unusable: {problem}" if problem else "it is not in the cache"
+        if problem:
+            state = f"the cached file is unusable: {problem}"
+        else:
+            state = "a fresh download was asked for" if force else "it is not in the cache"
         raise DownloadError(
             f"{target.label}: {state}, and offline mode is on (ACTIONCLIP_OFFLINE/HF_HUB_OFFLINE); "
             f"{_place_hint(target)}"
@@ -529,7 +532,8 @@ def resolve(
     if path.exists():
         return path
     if isinstance(name_or_path, os.PathLike) or _looks_like_path(text):
-        raise CheckpointError(f"{text}: no such file or directory")
+        hint = "" if path.suffix else " (and no model has that name: see `actionclip models`)"
+        raise CheckpointError(f"{text}: no such file or directory{hint}")
     return download(text, progress=progress, registry=registry)
 
 
@@ -547,8 +551,9 @@ def _looks_like_path(text: str) -> bool:
 
 class _CallableModule(types.ModuleType):
     """``actionclip.download`` names both this module and its main function (the public API says
-    ``actionclip.download(name)``); whichever the import machinery leaves on the package, calling
-    it downloads and ``.resolve`` etc. still work."""
+    ``actionclip.download(name)``). The import system puts the module on the package once anything
+    imports ``actionclip.download``; making the module callable keeps ``actionclip.download(name)``
+    working then, and lets the package expose the module itself under that name."""
 
     def __call__(self, *args, **kwargs) -> Path:
         return download(*args, **kwargs)
