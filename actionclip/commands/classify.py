@@ -17,6 +17,7 @@ worker count are not part of it.
 from __future__ import annotations
 
 import argparse
+import functools
 import glob
 import hashlib
 import json
@@ -34,8 +35,7 @@ __all__ = [
     "register",
     "run",
     "expand_videos",
-    "read_labels",
-    "check_labels",
+    "get_labels",
     "run_key",
     "ResultsFile",
 ]
@@ -179,53 +179,28 @@ def expand_videos(specs: Iterable[str]) -> list[VideoInput | InputError]:
 # Labels
 
 
-def read_labels(path: str | os.PathLike) -> list[str]:
-    """Labels from a text file: one per line, blank lines and lines starting with ``#`` skipped.
-
-    Raises:
-        UsageError: the file cannot be read or holds no labels.
-    """
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise UsageError(f"{path}: labels file not found") from None
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"{path}: labels file is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read labels file: {exc.strerror or exc}") from None
-    labels = [line.strip() for line in text.splitlines()]
-    labels = [label for label in labels if label and not label.startswith("#")]
-    if not labels:
-        raise UsageError(f"{path}: labels file holds no labels")
-    return labels
-
-
 def _label_key(label: str) -> str:
     # CLIP's tokenizer lower-cases and folds white space, so these are the same prompt.
     return " ".join(label.split()).lower()
 
 
-def check_labels(labels: list[str], source: str = "--text") -> list[str]:
-    """Labels stripped of surrounding space; rejects empty and duplicate labels.
+def get_labels(text: list[str] | None, labels_file: str | None) -> list[str]:
+    """The run's labels from ``--text`` or ``--labels``, checked.
 
     Raises:
-        UsageError: a label is empty, or two labels are the same text for the model.
+        UsageError: an empty label, a duplicate, or two labels the model cannot tell apart
+            (they differ only in case or spacing, which CLIP's tokenizer discards).
     """
-    cleaned: list[str] = []
+    from actionclip.templates import check_labels, load_labels
+
+    source = labels_file or "--text"
+    labels = load_labels(labels_file) if labels_file else check_labels(text or [], source)
     first: dict[str, str] = {}
-    for i, label in enumerate(labels, start=1):
-        label = label.strip()
-        if not label:
-            raise UsageError(f"{source}: label #{i} is empty")
-        key = _label_key(label)
-        if key in first:
-            same = "given twice" if first[key] == label else f"same text for the model as {first[key]!r}"
-            raise UsageError(f"{source}: duplicate label {label!r} ({same})")
-        first[key] = label
-        cleaned.append(label)
-    if not cleaned:
-        raise UsageError(f"{source}: no labels given")
-    return cleaned
+    for label in labels:
+        other = first.setdefault(_label_key(label), label)
+        if other != label:
+            raise UsageError(f"{source}: duplicate label {label!r} (the same text for the model as {other!r})")
+    return labels
 
 
 # ----------------------------------------------------------------------------------------------
@@ -404,23 +379,19 @@ def _load_model(args: argparse.Namespace, device: str, dtype):
     return actionclip.load(args.model, device=device, dtype=dtype)
 
 
-class _Preparer:
-    """Decode + preprocess one video into model input ``[V, T, 3, R, R]`` (V = clips x crops).
+def _preparer(model, frames: int, clips: int, crops: int):
+    """``video -> [V, T, 3, R, R]`` normalised views (V = clips x crops), for the prefetch threads."""
+    prepare_video = getattr(model, "prepare_video", None)
+    if prepare_video is None:  # a backend without it (ONNX): the same steps, driven by its attributes
+        from actionclip.model import ActionCLIP
 
-    A class rather than a closure so that a process pool could pickle it.
-    """
+        prepare_video = functools.partial(ActionCLIP.prepare_video, model)
 
-    def __init__(self, frames: int, clips: int, crops: int, resolution: int):
-        self.frames, self.clips, self.crops, self.resolution = frames, clips, crops, resolution
+    def prepare(video: VideoInput):
+        # Read by the name the user gave, so that errors name the file as they typed it.
+        return prepare_video(video.name, frames=frames, clips=clips, crops=crops, mode="center")
 
-    def __call__(self, video: VideoInput):
-        from actionclip.preprocess import preprocess_frames
-        from actionclip.video import read_video
-
-        frames = read_video(video.path, self.frames, clips=self.clips, mode="center")  # [C, T, H, W, 3]
-        pixels = preprocess_frames(frames, resolution=self.resolution, crops=self.crops)
-        r = self.resolution
-        return pixels.reshape(-1, self.frames, 3, r, r)
+    return prepare
 
 
 def _batches(pairs: Iterator[tuple[VideoInput, Any]], size: int) -> Iterator[list[tuple[VideoInput, Any]]]:
@@ -440,7 +411,7 @@ def _batches(pairs: Iterator[tuple[VideoInput, Any]], size: int) -> Iterator[lis
 
 def run(args: argparse.Namespace) -> int:
     """Classify every video; returns 0 if all succeeded, 1 if any failed."""
-    labels = check_labels(read_labels(args.labels) if args.labels else args.text, args.labels or "--text")
+    labels = get_labels(args.text, args.labels)
     from actionclip.templates import resolve_templates
 
     templates = resolve_templates(template=args.template, templates_file=args.templates)
@@ -490,8 +461,7 @@ def _classify_all(args, model, videos, labels, templates, frames, key, device, r
     model_name = str(getattr(model, "name", None) or args.model)
     workers = default_workers() if args.workers is None else args.workers
     batch_size = args.batch_size or (8 if device == "cuda" else 1)
-    prepare = _Preparer(frames, args.clips, args.crops, int(model.input_resolution))
-    is_torch = args.backend == "torch"
+    prepare = _preparer(model, frames, args.clips, args.crops)
     failed = 0
     with torch.inference_mode():
         label_emb = model.encode_labels(labels, templates)  # once per run: [K, L, D]
@@ -508,8 +478,6 @@ def _classify_all(args, model, videos, labels, templates, frames, key, device, r
                 try:
                     pixels = torch.stack([p for _, p in batch])  # [B, V, T, 3, R, R]
                     b, v = pixels.shape[:2]
-                    if is_torch:
-                        pixels = pixels.to(device=model.device, dtype=model.dtype)
                     emb = model.encode_video(pixels.flatten(0, 1))  # [B*V, D]
                     probs = model.probabilities(emb.reshape(b, v, -1), label_emb)  # [B, L]
                     probs = torch.as_tensor(probs).float().cpu()

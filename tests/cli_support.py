@@ -1,0 +1,52 @@
+"""Helpers shared by the CLI test files: a tiny checkpoint, small videos, and a CLI runner."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def ckpt(request, tmp_path_factory) -> Path:
+    """The lead's session ``tiny_checkpoint`` when conftest has it, else one written here."""
+    try:
+        return Path(request.getfixturevalue("tiny_checkpoint"))
+    except pytest.FixtureLookupError:
+        from actionclip.testing import write_checkpoint
+
+        return Path(write_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt"))
+
+
+def make_video(path: Path, seconds: float = 1.0, size: tuple[int, int] = (64, 48), fps: float = 10) -> Path:
+    from actionclip.synthetic import make_test_video
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return Path(make_test_video(path, seconds=seconds, size=size, fps=fps))
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """``python -m actionclip ARGS`` in a fresh interpreter, as a user would run it."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "actionclip", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        cwd=REPO_ROOT,
+    )
+
+
+def json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("actionclip: error: ")]
