@@ -24,7 +24,6 @@ _LAZY = {
     "tokenize": "actionclip.tokenizer",
     "TEMPLATES": "actionclip.templates",
     "list_models": "actionclip.registry",
-    "download": "actionclip.download",
     "read_video": "actionclip.video",
     "ActionCLIPError": "actionclip.errors",
     "CheckpointError": "actionclip.errors",

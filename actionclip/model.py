@@ -83,10 +83,10 @@ class ActionCLIP(nn.Module):
     ) -> "ActionCLIP":
         """Load a registry name (downloaded on first use) or a local checkpoint file/folder in any
         supported format. ``frames`` overrides the number of frames sampled per clip."""
-        from actionclip import download
+        from actionclip.download import resolve
 
         spec = None if Path(name_or_path).exists() else _registry_spec(str(name_or_path))
-        path = download.resolve(name_or_path)
+        path = resolve(name_or_path)
         model = cls.from_checkpoint(read_checkpoint(path), frames=frames, spec=spec)
         if spec is not None:
             model.name = spec.name
@@ -280,9 +280,12 @@ class ActionCLIP(nn.Module):
 
 
 def _registry_spec(name: str) -> "ModelSpec | None":
-    from actionclip import registry
+    from actionclip.registry import get_spec
 
-    return registry.MODELS.get(name)
+    try:
+        return get_spec(name)
+    except UsageError:
+        return None  # resolve() reports unknown names with suggestions
 
 
 def load(

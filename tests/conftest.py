@@ -27,3 +27,19 @@ def shared_data() -> Path:
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """No test may touch the user's model cache or the network by accident."""
     monkeypatch.setenv("ACTIONCLIP_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A tiny random checkpoint in the original ActionCLIP format (Transf head, 8 frames)."""
+    from actionclip.testing import write_checkpoint
+
+    return write_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny-actionclip.pt", format="actionclip")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_checkpoint):
+    """The tiny checkpoint loaded (share it read-only; load your own copy to modify weights)."""
+    import actionclip
+
+    return actionclip.load(tiny_checkpoint)
