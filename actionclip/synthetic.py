@@ -164,9 +164,10 @@ def counter_frame(index: int, size: tuple[int, int]) -> np.ndarray:
     bits = (index >> np.arange(GRID * GRID - 1, -1, -1)) & 1
     colors = np.where(bits[:, None].astype(bool), ON_COLOR, OFF_COLOR).astype(np.uint8)
     cells = colors.reshape(GRID, GRID, 3)
-    rows = (np.arange(height) * GRID) // height
-    cols = (np.arange(width) * GRID) // width
-    return cells[rows[:, None], cols[None, :]]
+    # Block r spans rows [r*H//GRID, (r+1)*H//GRID); np.repeat is ~10x faster than fancy indexing.
+    row_counts = np.bincount((np.arange(height) * GRID) // height, minlength=GRID)
+    col_counts = np.bincount((np.arange(width) * GRID) // width, minlength=GRID)
+    return np.repeat(np.repeat(cells, row_counts, axis=0), col_counts, axis=1)
 
 
 def frame_index_from_pixels(frame: np.ndarray) -> int:
@@ -234,6 +235,63 @@ def make_test_video(
     frames = (counter_frame(i, size) for i in range(n))
     return write_video(path, frames, fps=fps, codec=codec, pix_fmt=pix_fmt, rotation=rotation,
                        pts=pts, gop=gop, options=options)
+
+
+def make_long_video(
+    path: str | os.PathLike,
+    seconds: float,
+    size: tuple[int, int] = (1280, 720),
+    fps: float = 25,
+    gop_seconds: float = 5.0,
+    options: dict[str, str] | None = None,
+) -> Path:
+    """A long H.264 video written in seconds: one GOP is encoded, its packets repeated.
+
+    One closed GOP of ``round(gop_seconds * fps)`` counter frames (a keyframe, then P-frames, no
+    B-frames) is encoded once; its packets are then muxed again and again with shifted timestamps.
+    Decoding it costs exactly what a real file with that keyframe interval costs, and frame ``i``
+    shows ``i % gop`` (:func:`frame_index_from_pixels`). For benchmarks of long videos.
+    """
+    import av
+
+    path = Path(path)
+    gop = max(1, round(gop_seconds * fps))
+    total = max(1, round(seconds * fps))
+    target, tmp = _atomic_target(path)
+    rate = Fraction(fps).limit_denominator(1001 * 1000)
+    opts = {"preset": "ultrafast", "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0"}
+    opts.update(options or {})
+    try:
+        with av.open(str(tmp), "w", format=_muxer_for(path.suffix.lower())) as container:
+            stream = _add_stream(container, "libx264", rate, counter_frame(0, size), None, None, opts)
+            stream.codec_context.gop_size = gop
+            encoded = []
+            for i in range(min(gop, total)):
+                frame = av.VideoFrame.from_ndarray(counter_frame(i, size), format="rgb24")
+                frame.pts = i
+                frame.time_base = 1 / rate
+                encoded += stream.encode(frame)
+            encoded += stream.encode()
+            # Keep bytes, not Packets: muxing hands a packet's buffer over to FFmpeg.
+            gop_packets = [(bytes(p), p.pts, p.dts, p.is_keyframe, p.duration) for p in encoded]
+            tb = encoded[0].time_base
+            step = round(gop / rate / tb)  # one GOP in stream time-base units
+            for start in range(0, total, gop):
+                offset = (start // gop) * step
+                for k, (data, pts, dts, key, duration) in enumerate(gop_packets):
+                    if start + k >= total:
+                        break
+                    packet = av.Packet(data)
+                    packet.pts, packet.dts = pts + offset, dts + offset
+                    packet.time_base, packet.stream = tb, stream
+                    packet.is_keyframe = key
+                    packet.duration = duration
+                    container.mux(packet)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return target
 
 
 def vfr_times(num_frames: int, fps: float) -> list[float]:
