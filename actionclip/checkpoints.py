@@ -21,6 +21,7 @@ the scripted code is never run, only its parameters are read.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pickle
@@ -132,8 +133,18 @@ class _MetadataTolerantUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"refusing to load global {module}.{name}")
 
 
+def _tolerant_load(file: Any, **kwargs: Any) -> Any:
+    return _MetadataTolerantUnpickler(file, **kwargs).load()
+
+
+def _tolerant_loads(data: bytes, **kwargs: Any) -> Any:
+    return _MetadataTolerantUnpickler(io.BytesIO(data), **kwargs).load()
+
+
+# Passed to torch.load as its pickle module: every path torch takes (zip or legacy format) goes through
+# the same refusing unpickler, never through plain pickle.
 _tolerant_pickle = types.SimpleNamespace(
-    Unpickler=_MetadataTolerantUnpickler, load=pickle.load, loads=pickle.loads, __name__="actionclip_pickle"
+    Unpickler=_MetadataTolerantUnpickler, load=_tolerant_load, loads=_tolerant_loads, __name__="actionclip_pickle"
 )
 
 
