@@ -19,8 +19,10 @@ How a timeline is computed (``timeline(model, video, labels)``):
    shorter than ``min_duration``. A window whose best score is below ``threshold`` is *background*:
    no label is forced on it.
 
-Segment edges are placed half-way between the centres of the last window below and the first window
-above the threshold, so an edge is accurate to about half a stride plus the blur of one window.
+A window's time span (``start``, ``end``) is that of its first and last frame, so its centre is the mean
+time of its frames. Segment edges are placed half-way between the centres of the last window below and
+the first window above the threshold: for a clean cut, where half a window's frames change, an edge
+lands within half a stride plus half a frame step of the cut, i.e. within one stride.
 """
 
 from __future__ import annotations
@@ -267,8 +269,8 @@ class TimelineResult:
 
     video: str
     labels: list[str]
-    starts: np.ndarray  #: [N] window start times, seconds
-    ends: np.ndarray  #: [N] window end times, seconds
+    starts: np.ndarray  #: [N] time of each window's first frame, seconds
+    ends: np.ndarray  #: [N] time of each window's last frame, seconds
     probs: np.ndarray  #: [N, L] softmax over labels
     scores: np.ndarray  #: [N, L] independent scores
     segments: list[Segment]
@@ -459,6 +461,9 @@ def iter_windows(
 ) -> Iterator[tuple[float, float, "torch.Tensor"]]:
     """Grid frames ``(t, rgb)`` in order -> ``(start, end, [T, D] frame embeddings)`` per window.
 
+    ``start`` and ``end`` are the times of the window's first and last frame, so ``(start + end) / 2``
+    is the mean time of its frames: where a window straddling a cut is evenly split.
+
     Each needed grid frame is encoded once; a ring buffer holds the embeddings of the last ``span``
     grid frames, which is all any pending window can still need. A video too short for one full window
     gives one window over all its frames, repeating frames as the original sampler does.
@@ -487,7 +492,7 @@ def iter_windows(
                     break
                 by_index = {k: (tk, e) for k, tk, e in ring}
                 stack = torch.stack([by_index[k][1] for k in wanted])
-                yield by_index[wanted[0]][0], t + plan.grid, stack
+                yield by_index[wanted[0]][0], t, stack
                 next_window += 1
         pending.clear()
 
@@ -502,7 +507,7 @@ def iter_windows(
         # Shorter than one window: T frames spread over what there is.
         pick = np.linspace(0, len(first_frames) - 1, plan.frames).round().astype(int)
         stack = torch.stack([first_frames[k][1] for k in pick])
-        yield first_frames[0][0], first_frames[-1][0] + plan.grid, stack
+        yield first_frames[0][0], first_frames[-1][0], stack
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -83,7 +83,7 @@ def test_each_needed_frame_is_encoded_once_and_windows_hold_the_right_frames(win
         idx = plan.window_indices(i)
         assert emb[:, 0].tolist() == idx
         assert start == pytest.approx(idx[0] * plan.grid)
-        assert end == pytest.approx((idx[-1] + 1) * plan.grid)
+        assert end == pytest.approx(idx[-1] * plan.grid)
     needed = [k for k in range(n) if plan.needed(k)]
     assert enc.seen == needed  # each needed frame once, in order
     if plan.per_stride < plan.span:  # overlapping windows: far fewer than the naive T per window
@@ -97,7 +97,7 @@ def test_a_video_shorter_than_one_window_gives_one_window_of_repeated_frames():
     enc = _CountingEncoder()
     (start, end, emb), = list(iter_windows(_grid_frames(3, plan.grid), plan, enc))
     assert emb[:, 0].tolist() == [0, 0, 1, 1, 1, 1, 2, 2]
-    assert (start, end) == (0.0, pytest.approx(1.5))
+    assert (start, end) == (0.0, pytest.approx(1.0))
     assert list(iter_windows(iter(()), plan, enc)) == []
 
 
@@ -174,3 +174,257 @@ def test_smoothing_removes_a_one_window_spike():
     scores[7, 0] = 0.95
     assert len(find_segments(starts, ends, scores, ["a"], smooth=1)) == 1
     assert find_segments(starts, ends, scores, ["a"], smooth=3) == []
+
+
+# ---------------------------------------------------------------------------------------------------
+# End to end on a generated video, with a tiny model whose embeddings are arranged
+# ---------------------------------------------------------------------------------------------------
+#
+# The arranged model is a real tiny checkpoint (meanP fusion, so a window's embedding is the mean of
+# its frames'; real logit scale 100 and real scoring) whose two encoders are replaced by a documented
+# deterministic mapping:
+#   * encode_image: undo CLIP's normalisation, take the frame's mean colour, and return the one-hot
+#     axis of the nearest PALETTE colour (red -> 0, green -> 1, blue -> 2, grey -> 3);
+#   * encode_labels: each label in LABEL_COLOUR gets its colour's axis; every background prompt gets
+#     the centroid of the four axes (scaled to unit length), i.e. "some scene" is equally close to
+#     everything, the situation the independent score is designed for.
+# So a window of red frames matches "juggling" (cos 1 vs 0.5 to the background), a window of grey
+# frames matches no label (cos 0 vs 0.5), and a window straddling a cut scores above 0.5 exactly when
+# more than half of its frames show the label.
+
+PALETTE = {"red": (200, 40, 40), "green": (40, 180, 60), "blue": (40, 60, 200), "grey": (128, 128, 128)}
+AXIS = {name: i for i, name in enumerate(PALETTE)}
+LABEL_COLOUR = {"juggling": "red", "swimming": "green", "dancing": "blue"}
+LABELS = list(LABEL_COLOUR)
+CLIP_MEAN = torch.tensor([0.48145466, 0.4578275, 0.40821073])
+CLIP_STD = torch.tensor([0.26862954, 0.26130258, 0.27577711])
+
+
+def arrange(model):
+    """Give ``model`` the mapping above; returns a counter of images through encode_image."""
+    dim = model.embed_dim
+    palette = torch.tensor(list(PALETTE.values()), dtype=torch.float32)
+    calls = {"images": 0, "calls": 0}
+
+    def encode_image(images):
+        calls["images"] += images.shape[0]
+        calls["calls"] += 1
+        rgb = (images.float().mean(dim=(2, 3)) * CLIP_STD + CLIP_MEAN) * 255  # [N, 3]
+        nearest = torch.cdist(rgb, palette).argmin(dim=1)
+        return torch.nn.functional.one_hot(nearest, dim).float()
+
+    def encode_labels(labels, templates=None):
+        from actionclip.templates import resolve_templates
+
+        rows = []
+        for label in labels:
+            if label in LABEL_COLOUR:
+                rows.append(torch.nn.functional.one_hot(torch.tensor(AXIS[LABEL_COLOUR[label]]), dim).float())
+            else:  # a background prompt
+                rows.append(torch.zeros(dim).index_fill_(0, torch.arange(len(PALETTE)), 0.5))
+        k = len(resolve_templates(templates=templates) if templates is not None else resolve_templates())
+        return torch.stack(rows)[None].expand(k, -1, -1).contiguous()
+
+    model.encode_image = encode_image
+    model.encode_labels = encode_labels
+    return calls
+
+
+def colour_video(path, segments, fps=10, size=(64, 48), gop=10):
+    """Write ``segments`` [(colour, seconds)] back to back, with a little moving texture so the
+    codec sees real motion; returns the true cut times."""
+    from actionclip.synthetic import write_video
+
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w]
+    frames, cuts, t = [], [], 0.0
+    for colour, seconds in segments:
+        base = np.array(PALETTE[colour], dtype=np.int16)
+        for i in range(round(seconds * fps)):
+            ripple = (6 * np.sin((xx + 3 * (len(frames) + i)) / 4.0)).astype(np.int16)[..., None]
+            frames.append(np.clip(base + ripple, 0, 255).astype(np.uint8))
+        t += seconds
+        cuts.append(t)
+    write_video(path, np.stack(frames), fps=fps, gop=gop)
+    return cuts[:-1]
+
+
+@pytest.fixture(scope="module")
+def meanp_checkpoint(tmp_path_factory):
+    from actionclip.testing import write_checkpoint
+
+    return write_checkpoint(tmp_path_factory.mktemp("ckpt") / "meanp.pt", fusion="meanP")
+
+
+@pytest.fixture(scope="module")
+def _arranged_model(meanp_checkpoint):
+    import actionclip
+
+    model = actionclip.load(meanp_checkpoint)
+    return model, arrange(model)
+
+
+@pytest.fixture
+def arranged(_arranged_model):
+    """The arranged model with its encoder-call counter reset."""
+    model, calls = _arranged_model
+    calls.update(images=0, calls=0)
+    return model, calls
+
+
+SEGMENTS = [("red", 3.1), ("green", 3.1), ("grey", 3.1), ("blue", 3.2)]  # cuts at 3.1, 6.2, 9.3 s
+
+
+@pytest.fixture(scope="module")
+def segments_video(tmp_path_factory):
+    path = tmp_path_factory.mktemp("video") / "segments.mp4"
+    cuts = colour_video(path, SEGMENTS)
+    return path, cuts
+
+
+def test_detected_segments_lie_within_one_stride_of_the_true_cuts(arranged, segments_video):
+    from actionclip.timeline import timeline
+
+    model, calls = arranged
+    path, cuts = segments_video
+    stride = 0.25
+    result = timeline(model, path, LABELS, window=1.0, stride=stride, frames=4)
+    truth = [("juggling", 0.0, cuts[0]), ("swimming", cuts[0], cuts[1]), ("dancing", cuts[2], 12.6)]
+    got = [(s.label, s.start, s.end) for s in result.segments]
+    assert [g[0] for g in got] == [t[0] for t in truth], got
+    for (label, start, end), (_, t_start, t_end) in zip(got, truth):
+        assert abs(start - t_start) <= stride and abs(end - t_end) <= stride, (label, start, end)
+    # The grey stretch is background: no window fully inside it has a label.
+    for w in result.windows:
+        if w.start >= cuts[1] + 0.01 and w.end <= cuts[2] - 0.01:
+            assert w.top is None and max(w.scores.values()) < 0.01
+        if w.end <= cuts[0]:
+            assert w.top == "juggling" and w.scores["juggling"] > 0.99
+    # Frame-embedding reuse: one encoder pass per sampled frame, not T per window.
+    frames_sampled = len(list(__import__("actionclip.video", fromlist=["iter_frames"]).iter_frames(path, fps=4.0)))
+    assert calls["images"] == result.stats["frames_encoded"] == frames_sampled
+    assert result.stats["naive_frames_encoded"] == 4 * len(result.windows) > 3 * calls["images"]
+    assert calls["calls"] == -(-frames_sampled // 32)  # batched
+    assert result.stats["duration"] == pytest.approx(12.5, abs=0.3)
+
+
+def test_one_label_alone_is_detected_only_where_it_happens(arranged, segments_video):
+    """The softmax over a single label is 1 everywhere; the independent score is not."""
+    from actionclip.timeline import timeline
+
+    model, _ = arranged
+    path, cuts = segments_video
+    result = timeline(model, path, ["swimming"], window=1.0, stride=0.5, frames=4)
+    assert np.allclose(result.probs, 1.0)
+    (seg,) = result.segments
+    assert abs(seg.start - cuts[0]) <= 0.5 and abs(seg.end - cuts[1]) <= 0.5
+    forced = timeline(model, path, ["swimming"], window=1.0, stride=0.5, frames=4, score="softmax")
+    assert [(s.start, s.end) for s in forced.segments] == [(0.0, pytest.approx(forced.duration))]
+
+
+def test_cached_windows_equal_encoding_each_window_from_scratch(tmp_path):
+    """With a real Transf fusion head, the cached path gives the same scores as the naive one."""
+    import actionclip
+    from actionclip.preprocess import preprocess_frames
+    from actionclip.testing import write_checkpoint
+    from actionclip.timeline import timeline
+    from actionclip.video import iter_frames
+
+    model = actionclip.load(write_checkpoint(tmp_path / "transf.pt", fusion="Transf", frames=4))
+    path = tmp_path / "v.mp4"
+    colour_video(path, [("red", 1.0), ("green", 1.5)])
+    labels = ["juggling", "swimming", "dancing"]
+    result = timeline(model, path, labels, window=1.0, stride=0.25, frames=4, batch_size=3, window_batch=2)
+    grid = [f for _, f in iter_frames(path, fps=4.0)]
+    label_emb = model.encode_labels(labels)
+    with torch.inference_mode():
+        for i in range(len(result.starts)):
+            pixels = torch.as_tensor(preprocess_frames(np.stack(grid[i : i + 4]), resolution=model.input_resolution))
+            video = model.encode_video(pixels[None])
+            torch.testing.assert_close(torch.from_numpy(result.probs[i]), model.probabilities(video, label_emb)[0],
+                                       atol=2e-5, rtol=1e-4)
+    assert len(result.starts) == len(grid) - 3
+
+
+def test_save_writes_all_files_and_they_agree(arranged, segments_video, tmp_path):
+    import csv
+    import json
+
+    from actionclip.timeline import timeline
+
+    model, _ = arranged
+    path, _ = segments_video
+    result = timeline(model, path, LABELS, window=1.0, stride=0.5, frames=4)
+    paths = result.save(tmp_path / "out" / "seg")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "seg.png", "seg.segments.csv", "seg.segments.json", "seg.windows.csv", "seg.windows.json"]
+    windows = json.loads(paths["windows_json"].read_text())
+    rows = list(csv.DictReader(paths["windows_csv"].open()))
+    assert len(rows) == len(windows["windows"]) == len(result.starts)
+    assert float(rows[3]["start"]) == pytest.approx(windows["windows"][3]["start"], abs=1e-3)
+    assert rows[0]["top"] == "juggling" and float(rows[0]["score:juggling"]) > 0.99
+    assert sum(float(rows[0][f"prob:{l}"]) for l in LABELS) == pytest.approx(1.0, abs=1e-4)
+    segs = json.loads(paths["segments_json"].read_text())["segments"]
+    seg_rows = list(csv.DictReader(paths["segments_csv"].open()))
+    assert [s["label"] for s in segs] == [r["label"] for r in seg_rows] == ["juggling", "swimming", "dancing"]
+    assert json.loads(result.to_json())["stats"]["frames_encoded"] == result.stats["frames_encoded"]
+
+
+def test_annotated_video_shows_the_label(arranged, segments_video, tmp_path):
+    import av
+
+    from actionclip.annotate import Labeller, annotate_video
+    from actionclip.timeline import timeline
+    from actionclip.video import iter_frames, probe
+
+    model, _ = arranged
+    path, cuts = segments_video
+    result = timeline(model, path, LABELS, window=1.0, stride=0.5, frames=4)
+    out = annotate_video(path, tmp_path / "annotated.mp4", result)
+    src_info, out_info = probe(path), probe(out)
+    assert (out_info.width, out_info.height) == (src_info.width, src_info.height)
+    assert abs(out_info.num_frames - src_info.num_frames) <= 1
+    src = dict(iter_frames(path))
+    changed_box, untouched = [], []
+    for t, frame in iter_frames(out):
+        ref = src[min(src, key=lambda s: abs(s - t))].astype(int)
+        diff = np.abs(frame.astype(int) - ref)
+        changed_box.append(diff[:12, :30].mean())
+        untouched.append(diff[-12:, -20:].mean())
+    assert min(changed_box) > 20  # the text box is on every frame
+    assert max(untouched) < 12  # the rest is the video (lossy codec noise only)
+    label_at = Labeller(result)
+    assert label_at(1.0)[0] == "juggling" and label_at(7.5)[0] is None and label_at(11.0)[0] == "dancing"
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_context.name == "h264"
+
+
+def test_cli_timeline_writes_outputs_and_reports_errors(tiny_or_meanp, tmp_path, capsys, segments_video):
+    import json
+
+    from actionclip.cli import main
+
+    path, _ = segments_video
+    prefix = tmp_path / "cli"
+    code = main(["timeline", str(path), "--model", str(tiny_or_meanp), "--text", "juggling", "--text", "swimming",
+                 "--window", "1", "--stride", "0.5", "--frames", "4", "--out", str(prefix), "--json"])
+    assert code == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["labels"] == ["juggling", "swimming"] and doc["stats"]["windows"] > 10
+    assert set(doc["files"]) == {"windows_csv", "windows_json", "segments_csv", "segments_json", "png"}
+    assert all((tmp_path / f"cli{suffix}").is_file() for suffix in
+               (".windows.csv", ".windows.json", ".segments.csv", ".segments.json", ".png"))
+    assert main(["timeline", str(path), "--model", str(tiny_or_meanp), "--text", "a", "--out", str(prefix),
+                 "--stride", "1", "--no-plot"]) == 0
+    out = capsys.readouterr().out
+    assert "windows" in out and "naive" in out
+    assert main(["timeline", str(tmp_path / "missing.mp4"), "--model", str(tiny_or_meanp), "--text", "a"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "missing.mp4" in err[0]
+    assert main(["timeline", str(path), "--model", str(tiny_or_meanp), "--text", "a", "--text", "a"]) == 1
+    assert "duplicate" in capsys.readouterr().err
+
+
+@pytest.fixture
+def tiny_or_meanp(meanp_checkpoint):
+    return meanp_checkpoint

@@ -1,0 +1,173 @@
+"""``actionclip timeline``: when does each action happen in a (long) video?
+
+Writes ``PREFIX.windows.csv/.json`` (every window's scores), ``PREFIX.segments.csv/.json`` (the
+detected segments) and ``PREFIX.png`` (one lane per label), and prints the segments. The detection
+options defined here (:func:`add_detection_args`) are shared with ``actionclip watch``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def add_detection_args(p: argparse.ArgumentParser) -> None:
+    """Labels, model and scoring options common to ``timeline`` and ``watch``."""
+    from actionclip.registry import DEFAULT_MODEL  # light: no torch
+
+    labels = p.add_mutually_exclusive_group(required=True)
+    labels.add_argument("-t", "--text", action="append", metavar="LABEL", help="an action label (repeat for each)")
+    labels.add_argument("--labels", metavar="FILE", help="text file with one label per line ('#' starts a comment)")
+    p.add_argument("-m", "--model", default=DEFAULT_MODEL, metavar="NAME|PATH",
+                   help="registry name (see 'actionclip models') or checkpoint path; default: %(default)s")
+    p.add_argument("--window", type=_positive_float, default=4.0, metavar="SECONDS",
+                   help="seconds covered by one window's T frames (default 4)")
+    p.add_argument("--frames", type=_positive_int, metavar="T", help="frames per window (default: the model's)")
+    p.add_argument("--score", choices=("independent", "softmax"), default="independent",
+                   help="decision score: 'independent' (per label, vs background prompts; default) or "
+                        "'softmax' (over the labels given, always picks one)")
+    p.add_argument("--threshold", type=_probability, default=0.5, metavar="P",
+                   help="a label is detected when its decision score reaches P (default 0.5)")
+    p.add_argument("--background", action="append", metavar="TEXT",
+                   help="a background prompt for the independent score (repeat; default: a generic set)")
+    tmpl = p.add_mutually_exclusive_group()
+    tmpl.add_argument("--template", metavar="S", help="a single prompt template containing '{}' instead of the 16 defaults")
+    tmpl.add_argument("--templates", metavar="FILE", help="file of prompt templates, one per line")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: cuda if available")
+    p.add_argument("--dtype", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
+                   help="compute precision (auto: fp16 on cuda, fp32 on cpu)")
+
+
+def load_for_detection(args: argparse.Namespace) -> tuple[Any, list[str], list[str]]:
+    """(model, labels, templates) from the shared options; labels are checked before the model loads."""
+    import actionclip
+    from actionclip.commands.classify import _pick_device, _pick_dtype, get_labels
+    from actionclip.templates import resolve_templates
+
+    labels = get_labels(args.text, args.labels)
+    templates = resolve_templates(args.template, args.templates)
+    device = _pick_device(args.device)
+    model = actionclip.load(args.model, device=device, dtype=_pick_dtype(args.dtype, device))
+    return model, labels, templates
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``timeline`` sub-command."""
+    p = subparsers.add_parser(
+        "timeline",
+        help="find when each action happens in a video (sliding windows, segments, plot)",
+        description="Score sliding windows over a video and find the segments where each label happens. "
+        "Writes PREFIX.windows.csv/.json, PREFIX.segments.csv/.json and PREFIX.png.",
+        epilog="example: actionclip timeline match.mp4 --text 'scoring a goal' --text 'a foul' --stride 0.5",
+    )
+    p.add_argument("video", metavar="VIDEO", help="video file")
+    add_detection_args(p)
+    p.add_argument("--stride", type=_positive_float, default=1.0, metavar="SECONDS",
+                   help="seconds between window starts (default 1)")
+    p.add_argument("--hysteresis", type=_non_negative_float, default=0.1, metavar="H",
+                   help="a segment lasts while the score stays above threshold - H (default 0.1)")
+    p.add_argument("--smooth", type=_non_negative_float, metavar="SECONDS",
+                   help="moving-average width over window scores (default 3 strides; 0: off)")
+    p.add_argument("--min-duration", type=_non_negative_float, default=0.0, metavar="S",
+                   help="drop segments shorter than S seconds (default 0)")
+    p.add_argument("--min-gap", type=_non_negative_float, default=0.0, metavar="S",
+                   help="join segments of a label separated by less than S seconds (default 0)")
+    p.add_argument("--start", type=_non_negative_float, metavar="SECONDS", help="start here")
+    p.add_argument("--end", type=_positive_float, metavar="SECONDS", help="stop here")
+    p.add_argument("-o", "--out", metavar="PREFIX", help="output prefix (default: the video's name without extension)")
+    p.add_argument("--no-plot", action="store_true", help="do not write PREFIX.png")
+    p.add_argument("--annotate", metavar="OUT.mp4", help="also write the video with the current label drawn on it")
+    p.add_argument("--json", action="store_true", help="print the segments (with settings and stats) as JSON")
+    p.add_argument("--batch-size", type=_positive_int, default=32, metavar="B", help="frames per encoder call")
+    p.set_defaults(func=run)
+
+
+def _fmt_time(seconds: float) -> str:
+    m, s = divmod(max(0.0, seconds), 60)
+    h, m = divmod(int(m), 60)
+    return f"{h}:{m:02d}:{s:04.1f}" if h else f"{m}:{s:04.1f}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from actionclip.timeline import timeline
+
+    if not Path(args.video).is_file():
+        from actionclip.errors import VideoError
+
+        raise VideoError(f"{args.video}: no such file")
+    model, labels, templates = load_for_detection(args)
+    progress, bar = None, None
+    if sys.stderr.isatty() and not args.json:
+        from tqdm import tqdm
+
+        from actionclip.video import probe
+
+        bar = tqdm(total=round(probe(args.video).duration, 1), unit="s", desc="timeline", leave=False)
+
+        def progress(t: float) -> None:
+            bar.update(max(0.0, round(t, 1) - bar.n))
+
+    try:
+        result = timeline(model, args.video, labels, templates=templates, background=args.background,
+                          window=args.window, stride=args.stride, frames=args.frames, threshold=args.threshold,
+                          hysteresis=args.hysteresis, smooth=args.smooth, min_duration=args.min_duration,
+                          min_gap=args.min_gap, score=args.score, start=args.start, end=args.end,
+                          batch_size=args.batch_size, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    prefix = args.out or str(Path(args.video).with_suffix(""))
+    paths = result.save(prefix, plot=not args.no_plot)
+    if args.annotate:
+        from actionclip.annotate import annotate_video
+
+        paths["annotated"] = annotate_video(args.video, args.annotate, result)
+    if args.json:
+        doc = {k: v for k, v in result.to_dict().items() if k != "windows"}
+        doc["files"] = {k: str(v) for k, v in paths.items()}
+        print(json.dumps(doc, ensure_ascii=False))
+        return 0
+    st = result.stats
+    print(f"{args.video}: {st['duration']:.1f} s, {st['windows']} windows "
+          f"(window {result.settings['window']:g} s, stride {result.settings['stride']:g} s, "
+          f"T={result.settings['frames']}); {st['frames_encoded']} frames encoded "
+          f"(naive {st['naive_frames_encoded']}); {st['realtime_factor']}x real time")
+    if not result.segments:
+        print(f"  no segments: no label reached {args.threshold:g} ({args.score} score)")
+    width = max(len(s.label) for s in result.segments) if result.segments else 0
+    for seg in result.segments:
+        print(f"  {_fmt_time(seg.start):>9} - {_fmt_time(seg.end):<9} {seg.label:<{width}}  "
+              f"mean {seg.mean_score:.2f}  peak {seg.peak_score:.2f} at {_fmt_time(seg.peak_time)}")
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
