@@ -189,6 +189,9 @@ class _Video:
 
     def _init_stream(self) -> None:
         c = self.container
+        # FFmpeg's text-art demuxers "play" any text file (e.g. a .txt) as a rendered terminal.
+        if (c.format.name or "") in ("tty", "bintext", "xbin", "adf", "idf"):
+            raise VideoError(f"{self.path}: a text file, not a video")
         if not c.streams.video:
             kind = "audio-only file" if c.streams.audio else "no video stream"
             raise VideoError(f"{self.path}: {kind} (no video to read)")
