@@ -1,0 +1,230 @@
+"""ONNX export round trip and the torch-free ONNX Runtime backend.
+
+Parity contract: every graph, and the end-to-end probabilities, within 1e-4 (fp32) of the torch
+model on the same inputs; the backend's numpy preprocessing within one grey level of the torch one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+from actionclip import onnx_backend  # noqa: E402
+from actionclip.errors import CheckpointError, UsageError  # noqa: E402
+from actionclip.onnx_export import GRAPHS, export_onnx  # noqa: E402
+
+TOL = 1e-4
+LABELS = ["riding a bike", "playing the violin", "juggling", "swimming"]
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_checkpoint, tmp_path_factory):
+    """The tiny model exported once with int8 graphs too (int8 adds ~2 s)."""
+    import actionclip
+
+    model = actionclip.load(tiny_checkpoint)
+    out = tmp_path_factory.mktemp("onnx") / "export"
+    result = export_onnx(model, out, stem="tiny", int8=True)
+    return model, result
+
+
+@pytest.fixture(scope="module")
+def backend(exported):
+    return onnx_backend.load(exported[1].directory)
+
+
+@pytest.fixture(scope="module")
+def video_file(tmp_path_factory):
+    from actionclip.synthetic import make_test_video
+
+    return make_test_video(tmp_path_factory.mktemp("vid") / "clip.mp4", seconds=1.2, size=(80, 60), fps=25)
+
+
+def _frames(n=20, h=60, w=90, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (n, h, w, 3), dtype=np.uint8)
+
+
+def test_layout_and_metadata(exported):
+    model, result = exported
+    names = sorted(p.name for p in result.directory.iterdir())
+    assert names == sorted([f"tiny-{g}.onnx" for g in GRAPHS] + [f"tiny-{g}.int8.onnx" for g in GRAPHS]
+                           + ["tiny.json"])  # no temporary folder left behind
+    meta = json.loads(result.metadata_path.read_text())
+    assert meta["frames"] == model.num_frames == 8
+    assert meta["fusion"] == "Transf"
+    assert meta["resolution"] == model.input_resolution
+    assert meta["logit_scale"] == pytest.approx(float(model.logit_scale.detach()))
+    # ailia's I/O names and dynamic batch axes
+    graph = onnx.load(str(result.files["image_clip"]))
+    assert graph.graph.input[0].name == "images" and graph.graph.output[0].name == "image_features"
+    assert graph.graph.input[0].type.tensor_type.shape.dim[0].dim_param
+    text = onnx.load(str(result.files["text_clip"]))
+    dims = text.graph.input[0].type.tensor_type.shape.dim
+    assert dims[0].dim_param and dims[1].dim_param  # batch and sequence length dynamic
+
+
+@pytest.mark.parametrize("batch", [1, 5])
+def test_image_graph_parity(exported, backend, batch):
+    model, _ = exported
+    x = torch.randn(batch, 3, model.input_resolution, model.input_resolution, generator=torch.Generator().manual_seed(batch))
+    with torch.no_grad():
+        ref = model.encode_image(x).numpy()
+    out = backend.encode_image(x.numpy())
+    assert out.shape == ref.shape
+    assert np.abs(out - ref).max() <= TOL
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+def test_fusion_graph_parity(exported, backend, batch):
+    model, _ = exported
+    x = torch.randn(batch, model.num_frames, model.embed_dim, generator=torch.Generator().manual_seed(batch))
+    with torch.no_grad():
+        ref = model.fuse(x).numpy()
+    assert np.abs(backend.fuse(x.numpy()) - ref).max() <= TOL
+
+
+def test_text_graph_parity_full_and_cut_length(exported, backend):
+    from actionclip.tokenizer import tokenize
+
+    model, result = exported
+    texts = ["a", "Can you recognize the action of playing the violin?", "x " * 90]  # last one truncated
+    tokens = tokenize(texts)
+    with torch.no_grad():
+        ref = model.encode_tokens(tokens).numpy()
+    # the raw graph on all 77 columns ...
+    sess = ort.InferenceSession(str(result.files["text_clip"]), providers=["CPUExecutionProvider"])
+    full = sess.run(None, {"tokens": tokens.numpy()})[0]
+    assert np.abs(full - ref).max() <= TOL
+    # ... and the backend, which cuts the batch after its last end token
+    assert np.abs(backend.encode_tokens(tokens.numpy()) - ref).max() <= TOL
+    short = tokenize(["a", "b c"]).numpy()
+    with torch.no_grad():
+        ref_short = model.encode_tokens(torch.from_numpy(short)).numpy()
+    assert np.abs(backend.encode_tokens(short) - ref_short).max() <= TOL
+
+
+def test_tokenizer_without_torch_matches(exported):
+    from actionclip.tokenizer import tokenize
+
+    texts = ["hello world", "The man is doing a cartwheel!", "word " * 100, ""]
+    assert np.array_equal(onnx_backend.tokenize(texts), tokenize(texts).numpy())
+
+
+def test_labels_and_probabilities_parity(exported, backend):
+    model, _ = exported
+    with torch.no_grad():
+        ref_labels = model.encode_labels(LABELS)
+    labels = backend.encode_labels(LABELS)
+    assert labels.shape == tuple(ref_labels.shape) == (16, len(LABELS), model.embed_dim)
+    assert np.abs(labels - ref_labels.numpy()).max() <= TOL
+    pixels = model.prepare_video(_frames(), clips=1, crops=3)  # [3 views, T, 3, R, R]
+    with torch.no_grad():
+        ref = model.probabilities(model.encode_video(pixels)[None], ref_labels).numpy()
+    out = backend.probabilities(backend.encode_video(pixels.numpy())[None], labels)
+    assert np.abs(out - ref).max() <= TOL
+    # the same through classify on normalised pixels
+    ranked = backend.classify(pixels.numpy(), LABELS)
+    ranked_ref = model.classify(pixels, LABELS)
+    assert [l for l, _ in ranked] == [l for l, _ in ranked_ref]
+    assert max(abs(a[1] - b[1]) for a, b in zip(ranked, ranked_ref)) <= TOL
+
+
+@pytest.mark.parametrize("shape,crops", [((2, 240, 320), 1), ((2, 480, 270), 3), ((1, 100, 90), 1),
+                                         ((1, 720, 1280), 1)])
+def test_numpy_preprocessing_matches_torch(shape, crops):
+    from actionclip.preprocess import CLIP_STD, preprocess_frames
+
+    frames = np.random.default_rng(1).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    for resolution in (224, 32):
+        ref = preprocess_frames(frames, resolution=resolution, crops=crops).numpy()
+        out = onnx_backend.preprocess_frames(frames, resolution, crops)
+        assert out.shape == ref.shape and out.dtype == np.float32
+        diff = np.abs(out - ref)
+        # rounding to 8 bits may land on the other side of .5: at most one grey level, rarely
+        assert diff.max() <= 1.0001 / (255 * min(CLIP_STD))
+        assert (diff > 1e-4).mean() < 2e-3
+
+
+def test_classify_video_file_matches_torch(exported, backend, video_file):
+    model, _ = exported
+    ranked = backend.classify(video_file, LABELS, clips=2)
+    ranked_ref = model.classify(video_file, LABELS, clips=2)
+    assert [l for l, _ in ranked] == [l for l, _ in ranked_ref]
+    # preprocessing may differ by a grey level on a few pixels: a looser bound than the graphs' 1e-4
+    assert max(abs(a[1] - b[1]) for a, b in zip(ranked, ranked_ref)) <= 1e-3
+    assert sum(p for _, p in ranked) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_backend_never_imports_torch(exported, video_file):
+    code = f"""
+import sys, numpy as np
+from actionclip import onnx_backend
+m = onnx_backend.load({str(exported[1].directory)!r})
+frames = np.random.default_rng(0).integers(0, 256, (12, 50, 70, 3), dtype=np.uint8)
+r1 = m.classify(frames, ["a", "b", "c"])
+r2 = m.classify({str(video_file)!r}, ["a", "b", "c"], crops=3)
+assert len(r1) == len(r2) == 3, (r1, r2)
+bad = sorted(k for k in sys.modules if k == "torch" or k.startswith("torch."))
+print("TORCH:" + ",".join(bad))
+"""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "TORCH:"
+
+
+def test_int8_graphs_load_and_drift_is_reported(exported, backend):
+    _, result = exported
+    drift = result.int8_drift
+    assert set(drift) >= {"image_features", "text_features", "fused_image_features", "probabilities"}
+    # quantisation moves the numbers, but not far (random weights: a pessimistic case)
+    assert 0 < drift["image_features"] < 0.1 and 0 < drift["probabilities"] < 0.1
+    q = onnx_backend.load(result.directory, int8=True)
+    assert q.precision == "int8"
+    x = np.random.default_rng(3).standard_normal((2, q.num_frames, 3, q.input_resolution, q.input_resolution))
+    a, b = backend.encode_video(x), q.encode_video(x)
+    cos = (a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)
+    assert (cos > 0.99).all() and not np.array_equal(a, b)
+
+
+def test_load_errors(exported, tmp_path):
+    with pytest.raises(CheckpointError, match="no such ONNX export"):
+        onnx_backend.load(tmp_path / "missing")
+    with pytest.raises(CheckpointError, match="not an ActionCLIP ONNX export"):
+        onnx_backend.load(tmp_path)
+    # a JSON pointing at a graph that is not there
+    meta = json.loads(exported[1].metadata_path.read_text())
+    meta["files"]["fusion"] = "gone.onnx"
+    (tmp_path / "m.json").write_text(json.dumps(meta))
+    for graph in ("image_clip", "text_clip"):
+        os.symlink(exported[1].files[graph], tmp_path / meta["files"][graph])
+    with pytest.raises(CheckpointError, match="gone.onnx: graph missing"):
+        onnx_backend.load(tmp_path)
+    backend = onnx_backend.load(exported[1].directory)
+    with pytest.raises(UsageError):
+        backend.encode_image(np.zeros((1, 3, 7, 7), np.float32))
+    with pytest.raises(UsageError):
+        backend.classify(_frames(), ["a", "a"])
+
+
+def test_export_command(tiny_checkpoint, tmp_path, capsys):
+    from actionclip.cli import main
+
+    out = tmp_path / "cli"
+    assert main(["export", str(tiny_checkpoint), "--onnx", str(out), "--name", "m", "--no-check"]) == 0
+    printed = capsys.readouterr().out
+    assert "m-image_clip.onnx" in printed and "m.json" in printed
+    assert onnx_backend.load(out).num_frames == 8
+    (tmp_path / "file").write_text("x")
+    assert main(["export", str(tiny_checkpoint), "--onnx", str(tmp_path / "file")]) == 1
+    assert "not a directory" in capsys.readouterr().err
