@@ -395,3 +395,39 @@ def test_download_unknown_name(capsys):
     assert main(["download", "vit-b-99"]) == 1
     err = capsys.readouterr().err
     assert "unknown model 'vit-b-99'" in err
+
+
+# ----------------------------------------------------------------------------------------------
+# The README's commands stay true
+
+
+def _readme_commands() -> list[str]:
+    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"```bash\n(.*?)```", text, re.S).group(1)
+    return [line for line in block.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def test_readme_sample_command_runs(ckpt, capsys):
+    """The README's first command classifies the shipped sample (with the tiny model instead of the default)."""
+    import shlex
+
+    install_and_run = _readme_commands()[0]
+    command = shlex.split(install_and_run.split("&&", 1)[1])
+    assert command[:2] == ["actionclip", "classify"]
+    sample = REPO_ROOT / command[2]
+    assert sample.is_file() and sample.stat().st_size < 300_000
+    code, [record], _ = _classify_json(capsys, sample, *command[3:], "--model", ckpt)
+    assert code == 0
+    assert {r["label"] for r in record["results"]} == {command[i + 1] for i, a in enumerate(command) if a == "--text"}
+
+
+def test_ci_runs_the_readme_test_command():
+    test_command = _readme_commands()[1]
+    ci = (REPO_ROOT / ".ci" / "run").read_text()
+    assert "set -euo pipefail" in ci
+    lines = [line.strip() for line in ci.splitlines() if line.strip() and not line.strip().startswith("#")]
+    # CI runs each step of the README's test command, in order, torch pinned first.
+    steps = [step.strip() for step in test_command.split("&&")]
+    positions = [lines.index(step) for step in steps]
+    assert positions == sorted(positions)
+    assert steps[0] == "python3 -m pip install torch==2.13.0"

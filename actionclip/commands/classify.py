@@ -155,7 +155,7 @@ def expand_videos(specs: Iterable[str]) -> list[VideoInput | InputError]:
             found = list(_walk_videos(path))
             if not found:
                 out.append(InputError(spec, "directory contains no video files "
-                                      f"(looked for {', '.join(sorted(VIDEO_EXTENSIONS)[:6])}, ...)"))
+                                      "(.mp4, .avi, .mkv, .webm, .mov, .gif, ... searched recursively)"))
             for video in found:
                 add(video)
         elif path.exists():
