@@ -36,6 +36,11 @@ __all__ = [
     "run",
     "expand_videos",
     "get_labels",
+    "read_labels",
+    "pick_device",
+    "pick_dtype",
+    "positive_int",
+    "non_negative_int",
     "run_key",
     "ResultsFile",
 ]
@@ -66,11 +71,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     labels.add_argument("--labels", metavar="FILE", help="text file with one label per line ('#' starts a comment line)")
     p.add_argument("-m", "--model", default=DEFAULT_MODEL, metavar="NAME|PATH",
                    help="registry name (see 'actionclip models') or checkpoint path; default: %(default)s")
-    p.add_argument("--frames", type=_positive, metavar="T", help="frames sampled per clip (default: the model's)")
-    p.add_argument("--clips", type=_positive, default=1, metavar="C", help="temporal clips per video, averaged (default 1)")
+    p.add_argument("--frames", type=positive_int, metavar="T", help="frames sampled per clip (default: the model's)")
+    p.add_argument("--clips", type=positive_int, default=1, metavar="C", help="temporal clips per video, averaged (default 1)")
     p.add_argument("--crops", type=int, choices=(1, 3), default=1, metavar="K",
                    help="spatial crops per clip: 1 (centre) or 3, averaged (default 1)")
-    p.add_argument("--top-k", type=_positive, metavar="N", help="show only the N most likely labels")
+    p.add_argument("--top-k", type=positive_int, metavar="N", help="show only the N most likely labels")
     tmpl = p.add_mutually_exclusive_group()
     tmpl.add_argument("--template", metavar="S", help="a single prompt template containing '{}' instead of the 16 defaults")
     tmpl.add_argument("--templates", metavar="FILE", help="file of prompt templates, one per line")
@@ -82,21 +87,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object per video instead of a table")
     p.add_argument("-o", "--output", metavar="FILE",
                    help="append one JSON line per video to FILE; rerunning skips videos already in it")
-    p.add_argument("--workers", type=_non_negative, default=None, metavar="N",
+    p.add_argument("--workers", type=non_negative_int, default=None, metavar="N",
                    help="background decoding threads (0: decode in the main thread; default: up to 4)")
-    p.add_argument("--batch-size", type=_positive, default=None, metavar="B",
+    p.add_argument("--batch-size", type=positive_int, default=None, metavar="B",
                    help="videos encoded together (default: 1 on cpu, 8 on cuda)")
     p.set_defaults(func=run)
 
 
-def _positive(text: str) -> int:
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
     return value
 
 
-def _non_negative(text: str) -> int:
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
@@ -182,6 +189,11 @@ def expand_videos(specs: Iterable[str]) -> list[VideoInput | InputError]:
 def _label_key(label: str) -> str:
     # CLIP's tokenizer lower-cases and folds white space, so these are the same prompt.
     return " ".join(label.split()).lower()
+
+
+def read_labels(path: str | os.PathLike) -> list[str]:
+    """Checked labels from a file: one per line, blank lines and ``#`` lines skipped."""
+    return get_labels(None, os.fspath(path))
 
 
 def get_labels(text: list[str] | None, labels_file: str | None) -> list[str]:
@@ -340,7 +352,12 @@ def _format_json(record: dict[str, Any], top_k: int | None) -> str:
     return json.dumps(shown, ensure_ascii=False)
 
 
-def _pick_device(choice: str) -> str:
+def pick_device(choice: str) -> str:
+    """``--device`` value -> torch device string; ``auto`` is CUDA when available.
+
+    Raises:
+        UsageError: CUDA requested on a machine without it.
+    """
     import torch
 
     if choice == "auto":
@@ -350,7 +367,8 @@ def _pick_device(choice: str) -> str:
     return choice
 
 
-def _pick_dtype(choice: str, device: str):
+def pick_dtype(choice: str, device: str):
+    """``--dtype`` value -> torch dtype; ``auto`` is fp16 on CUDA, fp32 on CPU."""
     import torch
 
     if choice == "auto":
@@ -431,8 +449,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         for warning in results_file.warnings if results_file else ():
             print(f"actionclip: warning: {warning}", file=sys.stderr)
-        device = _pick_device(args.device)
-        dtype = _pick_dtype(args.dtype, device)
+        device = pick_device(args.device)
+        dtype = pick_dtype(args.dtype, device)
         model = _load_model(args, device, dtype)
         frames = args.frames or int(model.num_frames)
         key = run_key(_model_id(args.model), frames, args.clips, args.crops, labels, templates)
@@ -506,3 +524,7 @@ def _classify_all(args, model, videos, labels, templates, frames, key, device, r
                     sys.stdout.flush()
                 bar.update(len(batch))
     return failed
+
+
+# Names other command modules imported before the public ones existed.
+_positive, _non_negative, _pick_device, _pick_dtype = positive_int, non_negative_int, pick_device, pick_dtype
