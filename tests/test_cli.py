@@ -210,6 +210,32 @@ def test_prefetch_and_batching_do_not_change_results(ckpt, clips, capsys, extra)
             assert x["prob"] == pytest.approx(y["prob"], abs=1e-5)
 
 
+def test_onnx_backend_matches_torch_without_importing_torch(ckpt, clips, capsys, tmp_path):
+    pytest.importorskip("onnxruntime")
+    export = tmp_path / "onnx"
+    assert main(["export", str(ckpt), "--onnx", str(export)]) == 0
+    capsys.readouterr()
+    code, torch_records, _ = _classify_json(capsys, clips["a"], clips["c"], *_text_args(), "--model", ckpt)
+    assert code == 0
+    script = (
+        "import json, sys\n"
+        "from actionclip.cli import main\n"
+        "code = main(sys.argv[1:])\n"
+        "print('TORCH', 'torch' in sys.modules, 'EXIT', code)\n"
+    )
+    args = ["classify", clips["a"], clips["c"], *_text_args(), "--backend", "onnx", "--model", export, "--json"]
+    proc = subprocess.run([sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True,
+                          timeout=120, cwd=REPO_ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert "TORCH False EXIT 0" in proc.stdout
+    onnx_records = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert [r["video"] for r in onnx_records] == [r["video"] for r in torch_records]
+    for a, b in zip(torch_records, onnx_records):
+        probs = {r["label"]: r["prob"] for r in b["results"]}
+        for r in a["results"]:
+            assert probs[r["label"]] == pytest.approx(r["prob"], abs=1e-4)
+
+
 # ----------------------------------------------------------------------------------------------
 # --output and resuming
 

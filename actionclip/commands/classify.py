@@ -17,6 +17,7 @@ worker count are not part of it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import glob
 import hashlib
@@ -382,19 +383,25 @@ def _model_id(model_arg: str) -> str:
     return str(path.resolve()) if path.exists() else model_arg.strip().lower()
 
 
-def _load_model(args: argparse.Namespace, device: str, dtype):
+def _load_model(args: argparse.Namespace):
+    """The torch model, or the ONNX Runtime one for ``--backend onnx`` (which never imports torch)."""
     if args.backend == "onnx":
         try:
             from actionclip import onnx_backend
         except ImportError as exc:
             raise UsageError(f"--backend onnx: the ONNX backend cannot be loaded ({exc}); "
                              "install it with: pip install 'actionclip[onnx]'") from None
-        from actionclip.download import resolve
-
-        return onnx_backend.load(resolve(args.model))
+        if not Path(args.model).expanduser().exists():
+            raise UsageError(f"--backend onnx: --model {args.model!r} must be the folder written by "
+                             "'actionclip export MODEL --onnx DIR' (or its JSON file)")
+        if args.dtype != "auto":
+            raise UsageError(f"--backend onnx: --dtype {args.dtype} is not supported (the export's precision is used)")
+        providers = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
+        return onnx_backend.load(Path(args.model).expanduser(), providers=providers.get(args.device))
     import actionclip
 
-    return actionclip.load(args.model, device=device, dtype=dtype)
+    device = pick_device(args.device)
+    return actionclip.load(args.model, device=device, dtype=pick_dtype(args.dtype, device))
 
 
 def _preparer(model, frames: int, clips: int, crops: int):
@@ -449,9 +456,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         for warning in results_file.warnings if results_file else ():
             print(f"actionclip: warning: {warning}", file=sys.stderr)
-        device = pick_device(args.device)
-        dtype = pick_dtype(args.dtype, device)
-        model = _load_model(args, device, dtype)
+        model = _load_model(args)
         frames = args.frames or int(model.num_frames)
         key = run_key(_model_id(args.model), frames, args.clips, args.crops, labels, templates)
         if results_file:
@@ -460,16 +465,34 @@ def run(args: argparse.Namespace) -> int:
             if skipped:
                 print(f"actionclip: skipping {len(skipped)} video(s) already in {args.output}", file=sys.stderr)
             videos = [v for v in videos if v.path not in done]
-        failed += _classify_all(args, model, videos, labels, templates, frames, key, device, results_file)
+        failed += _classify_all(args, model, videos, labels, templates, frames, key, results_file)
     finally:
         if results_file:
             results_file.close()
     return 1 if failed else 0
 
 
-def _classify_all(args, model, videos, labels, templates, frames, key, device, results_file) -> int:
-    """Run the model over ``videos``; print and record each; return the number that failed."""
+def _stack(arrays: list[Any]) -> Any:
+    """Stack prepared videos: torch tensors (torch backend) or numpy arrays (ONNX backend)."""
+    if type(arrays[0]).__module__.startswith("numpy"):
+        import numpy as np
+
+        return np.stack(arrays)
     import torch
+
+    return torch.stack(arrays)
+
+
+def _inference_mode(args: argparse.Namespace):
+    if args.backend == "onnx":
+        return contextlib.nullcontext()
+    import torch
+
+    return torch.inference_mode()
+
+
+def _classify_all(args, model, videos, labels, templates, frames, key, results_file) -> int:
+    """Run the model over ``videos``; print and record each; return the number that failed."""
     from tqdm import tqdm
 
     from actionclip.pipeline import default_workers, prefetch
@@ -478,10 +501,11 @@ def _classify_all(args, model, videos, labels, templates, frames, key, device, r
         return 0
     model_name = str(getattr(model, "name", None) or args.model)
     workers = default_workers() if args.workers is None else args.workers
-    batch_size = args.batch_size or (8 if device == "cuda" else 1)
+    on_gpu = "cuda" in str(getattr(model, "device", "")) or "CUDA" in str(getattr(model, "providers", [""])[0])
+    batch_size = args.batch_size or (8 if on_gpu else 1)
     prepare = _preparer(model, frames, args.clips, args.crops)
     failed = 0
-    with torch.inference_mode():
+    with _inference_mode(args):
         label_emb = model.encode_labels(labels, templates)  # once per run: [K, L, D]
         bar = tqdm(total=len(videos), unit="video", file=sys.stderr, disable=not sys.stderr.isatty(), leave=False)
         with bar:
@@ -494,18 +518,17 @@ def _classify_all(args, model, videos, labels, templates, frames, key, device, r
                     bar.update(1)
                     continue
                 try:
-                    pixels = torch.stack([p for _, p in batch])  # [B, V, T, 3, R, R]
+                    pixels = _stack([p for _, p in batch])  # [B, V, T, 3, R, R]
                     b, v = pixels.shape[:2]
-                    emb = model.encode_video(pixels.flatten(0, 1))  # [B*V, D]
-                    probs = model.probabilities(emb.reshape(b, v, -1), label_emb)  # [B, L]
-                    probs = torch.as_tensor(probs).float().cpu()
+                    emb = model.encode_video(pixels.reshape(b * v, *pixels.shape[2:]))  # [B*V, D]
+                    rows = model.probabilities(emb.reshape(b, v, -1), label_emb).tolist()  # [B, L]
                 except Exception as exc:  # noqa: BLE001 - report against the videos, keep going
                     for video, _ in batch:
                         bar.write(_error_line(video.name, exc), file=sys.stderr)
                     failed += len(batch)
                     bar.update(len(batch))
                     continue
-                for (video, _), row in zip(batch, probs.tolist()):
+                for (video, _), row in zip(batch, rows):
                     ranked = sorted(zip(labels, row), key=lambda lp: -lp[1])
                     record = {
                         "video": video.name,
