@@ -13,15 +13,10 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def ckpt(request, tmp_path_factory) -> Path:
-    """The lead's session ``tiny_checkpoint`` when conftest has it, else one written here."""
-    try:
-        return Path(request.getfixturevalue("tiny_checkpoint"))
-    except pytest.FixtureLookupError:
-        from actionclip.testing import write_checkpoint
-
-        return Path(write_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt"))
+@pytest.fixture
+def ckpt(tiny_checkpoint) -> Path:
+    """The session's tiny random checkpoint (original ActionCLIP format, Transf, 8 frames)."""
+    return Path(tiny_checkpoint)
 
 
 def make_video(path: Path, seconds: float = 1.0, size: tuple[int, int] = (64, 48), fps: float = 10) -> Path:
