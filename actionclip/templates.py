@@ -45,17 +45,7 @@ def check_template(template: str, source: str = "template") -> str:
 def load_templates(path: str | Path) -> list[str]:
     """One template per line; blank lines and lines starting with '#' are ignored."""
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read templates file ({exc.strerror or exc})") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"{path}: templates file is not UTF-8 text") from None
-    templates = [
-        check_template(line.strip(), f"{path}:{number}")
-        for number, line in enumerate(lines, 1)
-        if line.strip() and not line.lstrip().startswith("#")
-    ]
+    templates = [check_template(line, f"{path}:{number}") for number, line in _read_entries(path, "templates")]
     if not templates:
         raise UsageError(f"{path}: templates file has no templates")
     return templates
@@ -102,10 +92,15 @@ def check_labels(labels: Sequence[str], source: str = "labels") -> list[str]:
 def load_labels(path: str | Path) -> list[str]:
     """One label per line; blank lines and lines starting with '#' are ignored."""
     path = Path(path)
+    return check_labels([line for _, line in _read_entries(path, "labels")], str(path))
+
+
+def _read_entries(path: Path, what: str) -> list[tuple[int, str]]:
+    """(line number, stripped text) of a UTF-8 file, skipping blank lines and '#' comments."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
-        raise UsageError(f"{path}: cannot read labels file ({exc.strerror or exc})") from None
+        raise UsageError(f"{path}: cannot read {what} file ({exc.strerror or exc})") from None
     except UnicodeDecodeError:
-        raise UsageError(f"{path}: labels file is not UTF-8 text") from None
-    return check_labels([l for l in lines if l.strip() and not l.lstrip().startswith("#")], str(path))
+        raise UsageError(f"{path}: {what} file is not UTF-8 text") from None
+    return [(n, line.strip()) for n, line in enumerate(lines, 1) if line.strip() and not line.lstrip().startswith("#")]
