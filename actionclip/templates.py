@@ -73,19 +73,22 @@ def resolve_templates(
 
 
 def check_labels(labels: Sequence[str], source: str = "labels") -> list[str]:
-    """Labels must be non-empty and distinct (after trimming whitespace)."""
+    """Labels must be non-empty and distinct. Two labels that differ only in case or spacing are
+    duplicates: CLIP's tokenizer lower-cases and folds white space, so the model sees one prompt."""
     if isinstance(labels, str):
         labels = [labels]
     cleaned = [label.strip() for label in labels]
     if not cleaned:
         raise UsageError(f"{source}: no labels given")
-    seen: set[str] = set()
+    seen: dict[str, str] = {}
     for raw, label in zip(labels, cleaned):
         if not label:
             raise UsageError(f"{source}: empty label {raw!r}")
-        if label in seen:
-            raise UsageError(f"{source}: duplicate label {label!r}")
-        seen.add(label)
+        key = " ".join(label.split()).lower()
+        if key in seen:
+            same = "" if seen[key] == label else f" (the same text for the model as {seen[key]!r})"
+            raise UsageError(f"{source}: duplicate label {label!r}{same}")
+        seen[key] = label
     return cleaned
 
 

@@ -102,3 +102,9 @@ def test_dtype_and_unknown_model(tiny_checkpoint):
         actionclip.load(tiny_checkpoint, dtype="int3")
     with pytest.raises(UsageError, match="vit-b-32-8f"):
         actionclip.load("vit-b-32-8ff")
+
+
+def test_labels_differing_only_in_case_or_spacing_are_duplicates():
+    with pytest.raises(UsageError, match="same text for the model"):
+        check_labels(["Playing  Guitar", "playing guitar"])
+    assert check_labels([" run ", "walk"]) == ["run", "walk"]
