@@ -198,22 +198,15 @@ def read_labels(path: str | os.PathLike) -> list[str]:
 
 
 def get_labels(text: list[str] | None, labels_file: str | None) -> list[str]:
-    """The run's labels from ``--text`` or ``--labels``, checked.
+    """The run's labels from ``--text`` or ``--labels``, checked (see :func:`templates.check_labels`).
 
     Raises:
-        UsageError: an empty label, a duplicate, or two labels the model cannot tell apart
-            (they differ only in case or spacing, which CLIP's tokenizer discards).
+        UsageError: unreadable file, no labels, an empty label, or a duplicate (including two labels
+            that differ only in case or spacing, which CLIP's tokenizer discards).
     """
     from actionclip.templates import check_labels, load_labels
 
-    source = labels_file or "--text"
-    labels = load_labels(labels_file) if labels_file else check_labels(text or [], source)
-    first: dict[str, str] = {}
-    for label in labels:
-        other = first.setdefault(_label_key(label), label)
-        if other != label:
-            raise UsageError(f"{source}: duplicate label {label!r} (the same text for the model as {other!r})")
-    return labels
+    return load_labels(labels_file) if labels_file else check_labels(text or [], "--text")
 
 
 # ----------------------------------------------------------------------------------------------
