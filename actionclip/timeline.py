@@ -296,16 +296,6 @@ class TimelineResult:
             for i in range(len(self.starts))
         ]
 
-    def label_at(self, t: float) -> tuple[str | None, float]:
-        """Decision of the window whose centre is nearest to ``t`` seconds (for annotation)."""
-        if not len(self.starts):
-            return None, 0.0
-        i = int(np.argmin(np.abs((self.starts + self.ends) / 2 - t)))
-        row = self.decision_scores[i]
-        best = int(np.argmax(row))
-        label = self.labels[best] if row[best] >= self.settings["threshold"] else None
-        return label, float(row[best])
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "video": self.video,

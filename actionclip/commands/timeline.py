@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from actionclip.commands.classify import _positive
+
 
 def _positive_float(text: str) -> float:
     value = float(text)
@@ -35,13 +37,6 @@ def _probability(text: str) -> float:
     return value
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
 def add_detection_args(p: argparse.ArgumentParser) -> None:
     """Labels, model and scoring options common to ``timeline`` and ``watch``."""
     from actionclip.registry import DEFAULT_MODEL  # light: no torch
@@ -53,7 +48,7 @@ def add_detection_args(p: argparse.ArgumentParser) -> None:
                    help="registry name (see 'actionclip models') or checkpoint path; default: %(default)s")
     p.add_argument("--window", type=_positive_float, default=4.0, metavar="SECONDS",
                    help="seconds covered by one window's T frames (default 4)")
-    p.add_argument("--frames", type=_positive_int, metavar="T", help="frames per window (default: the model's)")
+    p.add_argument("--frames", type=_positive, metavar="T", help="frames per window (default: the model's)")
     p.add_argument("--score", choices=("independent", "softmax"), default="independent",
                    help="decision score: 'independent' (per label, vs background prompts; default) or "
                         "'softmax' (over the labels given, always picks one)")
@@ -109,7 +104,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-plot", action="store_true", help="do not write PREFIX.png")
     p.add_argument("--annotate", metavar="OUT.mp4", help="also write the video with the current label drawn on it")
     p.add_argument("--json", action="store_true", help="print the segments (with settings and stats) as JSON")
-    p.add_argument("--batch-size", type=_positive_int, default=32, metavar="B", help="frames per encoder call")
+    p.add_argument("--batch-size", type=_positive, default=32, metavar="B", help="frames per encoder call")
     p.set_defaults(func=run)
 
 

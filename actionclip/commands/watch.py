@@ -10,7 +10,8 @@ import json
 import sys
 import time
 
-from actionclip.commands.timeline import _positive_float, _positive_int, add_detection_args
+from actionclip.commands.classify import _positive
+from actionclip.commands.timeline import _positive_float, add_detection_args
 
 
 def _option(text: str) -> tuple[str, str]:
@@ -36,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_detection_args(p)
     p.add_argument("--every", type=_positive_float, default=1.0, metavar="SECONDS",
                    help="seconds between updates (default 1)")
-    p.add_argument("--top-k", type=_positive_int, default=3, metavar="N", help="labels shown per update (default 3)")
+    p.add_argument("--top-k", type=_positive, default=3, metavar="N", help="labels shown per update (default 3)")
     p.add_argument("--json", action="store_true", help="one JSON object per update")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="also show latency (frame arrival to printed score), reconnects and dropped frames")
