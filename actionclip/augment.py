@@ -14,7 +14,6 @@ image in the original, one jitter is drawn per clip, so a clip's frames stay con
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import torch
 import torch.nn.functional as F
@@ -33,11 +32,7 @@ __all__ = [
     "TrainAugment",
 ]
 
-try:  # one source of truth once the preprocessing module exists
-    from actionclip.preprocess import CLIP_MEAN, CLIP_STD  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - before preprocess.py lands
-    CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-    CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+from actionclip.preprocess import CLIP_MEAN, CLIP_STD, resize_short_side
 
 SCALES = (1.0, 0.875, 0.75, 0.66)
 
@@ -193,16 +188,11 @@ class TrainAugment:
 
     @property
     def scale_size(self) -> int:
-        return int(math.floor(self.resolution * 256 / 224))
+        return round(self.resolution * 256 / 224)  # as the test-time preprocessing
 
     def geometry(self, frames: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        x = torch.as_tensor(frames).permute(0, 3, 1, 2).float().div_(255)
-        h, w = x.shape[-2:]
-        short = min(h, w)
-        if short != self.scale_size:
-            new = (max(1, round(h * self.scale_size / short)), max(1, round(w * self.scale_size / short)))
-            x = F.interpolate(x, size=new, mode="bilinear", align_corners=False, antialias=short > self.scale_size)
-        return multi_scale_crop(x.clamp_(0, 1), self.resolution, self.scales, generator=generator)
+        x = resize_short_side(torch.as_tensor(frames).permute(0, 3, 1, 2).float(), self.scale_size)
+        return multi_scale_crop(x.div_(255), self.resolution, self.scales, generator=generator)
 
     def colour(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         if self.flip:

@@ -43,6 +43,8 @@ __all__ = [
     "split_dataset",
     "split_classes",
     "few_shot",
+    "sample_length",
+    "read_sample_frames",
 ]
 
 VIDEO_EXTENSIONS = frozenset(
@@ -451,3 +453,42 @@ def few_shot(dataset: VideoDataset, shots: int, *, seed: int = 0) -> VideoDatase
         idx = by_class[label]
         keep += rng.sample(idx, min(shots, len(idx)))
     return dataset.subset(sorted(keep))
+
+
+# --- reading a sample's frames -------------------------------------------------------------------
+
+
+def _frame_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def sample_length(sample: Sample) -> int:
+    """Number of frames of a sample (from its list entry, its frame folder or the video header)."""
+    if sample.num_frames:
+        return int(sample.num_frames)
+    if sample.path.is_dir():
+        return len(_frame_files(sample.path))
+    from actionclip.video import probe
+
+    return int(probe(sample.path).num_frames)
+
+
+def read_sample_frames(sample: Sample, indices: Sequence[int]):
+    """uint8 RGB frames ``[len(indices), H, W, 3]`` of a video file or a folder of frame images."""
+    if sample.path.is_dir():
+        import numpy as np
+        from PIL import Image
+
+        files = _frame_files(sample.path)
+        if not files:
+            from actionclip.errors import VideoError
+
+            raise VideoError(f"{sample.path}: frame folder holds no images")
+        frames = []
+        for i in indices:
+            with Image.open(files[min(int(i), len(files) - 1)]) as img:
+                frames.append(np.asarray(img.convert("RGB")))
+        return np.stack(frames)
+    from actionclip.video import read_frames
+
+    return read_frames(sample.path, list(indices))

@@ -1,0 +1,116 @@
+"""``actionclip eval``: accuracy of a model on a labeled dataset, with a full report.
+
+DATA is a folder per class, a CSV/TSV ``path,label`` list or the original ``path num_frames label``
+list. Writes ``report.json`` (summary, per-class accuracy, confusion counts, every prediction, failed
+videos) and ``confusion.png`` into ``--out``. Base-to-novel: ``--novel-fraction``/``--novel`` split the
+classes the same way ``actionclip train`` does, and ``--subset novel`` evaluates only the classes a
+fine-tuned model never saw, with only those as candidates.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from actionclip.commands.classify import _non_negative, _positive
+
+__all__ = ["register", "run", "add_dataset_arguments", "load_data"]
+
+
+def add_dataset_arguments(p: argparse.ArgumentParser) -> None:
+    """Options that pick the dataset, its classes and a base/novel class split (shared with train)."""
+    p.add_argument("data", metavar="DATA", help="folder per class, CSV/TSV 'path,label' list, or original "
+                   "'path num_frames label_index' list")
+    p.add_argument("--labels", "--classes", dest="classes", metavar="NAME|FILE",
+                   help="class list: ucf101, hmdb51, k400, k600, or a file (one name per line, or 'id,name' CSV); "
+                   "fixes the candidates and their order (required for numeric labels)")
+    p.add_argument("--root", metavar="DIR", help="base folder of relative paths in a list (default: the list's folder)")
+    p.add_argument("--group-pattern", metavar="REGEX",
+                   help="regex whose first group names a clip's actor/scene group (default: UCF101 _gNN_)")
+    p.add_argument("--novel-fraction", type=float, metavar="F",
+                   help="base-to-novel: hold out this seeded fraction of the classes as novel")
+    p.add_argument("--novel", metavar="FILE", help="base-to-novel: file naming the novel classes, one per line")
+    p.add_argument("--split-seed", type=int, default=0, metavar="S", help="seed of the class and clip splits")
+
+
+def load_data(args: argparse.Namespace, subset: str | None):
+    """The dataset, restricted to the ``base`` or ``novel`` classes when a base/novel split is given.
+
+    ``subset`` None means: novel when a split is given, else everything.
+    """
+    from actionclip.commands.classify import read_labels
+    from actionclip.datasets import load_dataset, split_classes
+    from actionclip.errors import UsageError
+
+    ds = load_dataset(args.data, classes=args.classes, root=args.root, group_pattern=args.group_pattern)
+    has_split = args.novel is not None or args.novel_fraction is not None
+    if not has_split:
+        if subset not in (None, "all"):
+            raise UsageError(f"--subset {subset} needs a base/novel split (--novel-fraction or --novel)")
+        return ds
+    if subset == "all":
+        return ds
+    novel = read_labels(args.novel) if args.novel else None
+    base_ds, novel_ds = split_classes(ds, novel=novel, novel_fraction=args.novel_fraction or 0.5,
+                                      seed=args.split_seed)
+    return base_ds if subset == "base" else novel_ds
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``eval`` sub-command."""
+    from actionclip.registry import DEFAULT_MODEL
+
+    p = subparsers.add_parser(
+        "eval",
+        help="accuracy on a labeled dataset (top-1/5, per class, confusion, JSON report)",
+        description="Evaluate a model on labeled videos: top-1, top-5, mean class accuracy, per-class "
+        "accuracy, a confusion-matrix PNG and a JSON report with every prediction.",
+        epilog="example: actionclip eval UCF-101/ --labels ucf101 --model vit-b-32-8f --out ucf-eval",
+    )
+    add_dataset_arguments(p)
+    p.add_argument("-m", "--model", default=DEFAULT_MODEL, metavar="NAME|PATH",
+                   help="registry name or checkpoint path; default: %(default)s")
+    p.add_argument("--subset", choices=("all", "base", "novel"), default=None,
+                   help="with a base/novel split: which classes to evaluate (default: novel)")
+    p.add_argument("--val-list", metavar="FILE", help="evaluate only the clips this file names (e.g. testlist01.txt)")
+    p.add_argument("-o", "--out", default="actionclip-eval", metavar="DIR",
+                   help="folder for report.json and confusion.png (default: %(default)s)")
+    p.add_argument("--frames", type=_positive, metavar="T", help="frames per view (default: the model's)")
+    p.add_argument("--clips", type=_positive, default=1, metavar="C", help="temporal views per video (default 1)")
+    p.add_argument("--crops", type=int, choices=(1, 3), default=1, help="spatial crops per view: 1 or 3")
+    tmpl = p.add_mutually_exclusive_group()
+    tmpl.add_argument("--template", metavar="S", help="a single prompt template containing '{}'")
+    tmpl.add_argument("--templates", metavar="FILE", help="file of prompt templates, one per line")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--dtype", choices=("auto", "fp32", "bf16", "fp16"), default="auto")
+    p.add_argument("--workers", type=_non_negative, metavar="N", help="decoding threads (default: up to 4)")
+    p.add_argument("--batch-size", type=_positive, metavar="B", help="videos encoded together")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from actionclip.commands.classify import _pick_device, _pick_dtype
+    from actionclip.datasets import split_dataset
+    from actionclip.evaluate import evaluate
+    from actionclip.model import load
+    from actionclip.templates import resolve_templates
+
+    ds = load_data(args, args.subset)
+    subset = args.subset or ("novel" if args.novel is not None or args.novel_fraction is not None else "all")
+    if args.val_list:
+        ds = split_dataset(ds, val_list=args.val_list)[1]
+    templates = resolve_templates(template=args.template, templates_file=args.templates)
+    device = _pick_device(args.device)
+    model = load(args.model, device=device, dtype=_pick_dtype(args.dtype, device), frames=args.frames)
+    report = evaluate(model, ds, templates=templates, frames=args.frames, clips=args.clips, crops=args.crops,
+                      batch_size=args.batch_size, workers=args.workers, progress=not args.quiet,
+                      settings={"model": args.model, "subset": subset})
+    from pathlib import Path
+
+    out = Path(args.out)
+    json_path = report.save_json(out / "report.json")
+    png_path = report.save_confusion(out / "confusion.png")
+    print(f"{args.data}: {len(ds.classes)} classes" + (f" ({subset})" if subset != "all" else ""))
+    print(report.summary())
+    print(f"report: {json_path}\nconfusion matrix: {png_path}")
+    return 1 if report.failures else 0
