@@ -86,6 +86,29 @@ class LayerNorm(nn.LayerNorm):
         return F.layer_norm(x.float(), self.normalized_shape, weight, bias, self.eps).to(x.dtype)
 
 
+class Linear(nn.Linear):
+    """``nn.Linear`` that skips random initialisation: its weights always come from a checkpoint (or
+    :meth:`CLIP.initialize_parameters`), and initialising ~150M parameters would cost about a second
+    on every load."""
+
+    def reset_parameters(self) -> None:
+        pass
+
+
+class Conv2d(nn.Conv2d):
+    """``nn.Conv2d`` without random initialisation (see :class:`Linear`)."""
+
+    def reset_parameters(self) -> None:
+        pass
+
+
+class Embedding(nn.Embedding):
+    """``nn.Embedding`` without random initialisation (see :class:`Linear`)."""
+
+    def reset_parameters(self) -> None:
+        pass
+
+
 class QuickGELU(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * torch.sigmoid(1.702 * x)
@@ -109,7 +132,7 @@ class SelfAttention(nn.Module):
         self.heads = heads
         self.in_proj_weight = nn.Parameter(torch.empty(3 * width, width))
         self.in_proj_bias = nn.Parameter(torch.zeros(3 * width))
-        self.out_proj = nn.Linear(width, width)
+        self.out_proj = Linear(width, width)
 
     def forward(self, x: torch.Tensor, causal: bool = False) -> torch.Tensor:
         n, length, width = x.shape
@@ -126,9 +149,9 @@ class ResidualAttentionBlock(nn.Module):
         self.ln_1 = LayerNorm(width, eps=eps)
         self.mlp = nn.Sequential(
             OrderedDict(
-                c_fc=nn.Linear(width, width * 4),
+                c_fc=Linear(width, width * 4),
                 gelu=make_activation(activation),
-                c_proj=nn.Linear(width * 4, width),
+                c_proj=Linear(width * 4, width),
             )
         )
         self.ln_2 = LayerNorm(width, eps=eps)
@@ -161,7 +184,7 @@ class VisionTransformer(nn.Module):
         super().__init__()
         width, patch = cfg.vision_width, cfg.vision_patch_size
         self.input_resolution = cfg.image_resolution
-        self.conv1 = nn.Conv2d(3, width, kernel_size=patch, stride=patch, bias=False)
+        self.conv1 = Conv2d(3, width, kernel_size=patch, stride=patch, bias=False)
         self.class_embedding = nn.Parameter(torch.empty(width))
         self.positional_embedding = nn.Parameter(torch.empty((cfg.image_resolution // patch) ** 2 + 1, width))
         self.ln_pre = LayerNorm(width, eps=cfg.layer_norm_eps)
@@ -188,7 +211,7 @@ class TextTransformer(nn.Module):
     def __init__(self, cfg: CLIPConfig):
         super().__init__()
         self.context_length = cfg.context_length
-        self.token_embedding = nn.Embedding(cfg.vocab_size, cfg.text_width)
+        self.token_embedding = Embedding(cfg.vocab_size, cfg.text_width)
         self.positional_embedding = nn.Parameter(torch.empty(cfg.context_length, cfg.text_width))
         self.transformer = Transformer(cfg.text_width, cfg.text_layers, cfg.text_heads, cfg.activation, cfg.layer_norm_eps)
         self.ln_final = LayerNorm(cfg.text_width, eps=cfg.layer_norm_eps)
@@ -219,8 +242,10 @@ class CLIP(nn.Module):
     def from_state_dict(cls, sd: Mapping[str, torch.Tensor], **overrides) -> "CLIP":
         """Build from an OpenAI-named state dict; ``overrides`` replace inferred config fields."""
         cfg = replace(CLIPConfig.from_state_dict(sd), **overrides)
-        with torch.device("meta"):
-            model = cls(cfg)
+        # Built on the CPU with uninitialised storage (the layers skip random init), then the
+        # checkpoint's tensors are assigned. (The meta device would avoid even the allocation, but its
+        # first use imports torch._dynamo, two seconds on every CLI start.)
+        model = cls(cfg)
         model.load_openai_state_dict(sd)
         return model
 
