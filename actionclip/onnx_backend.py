@@ -164,7 +164,7 @@ class OnnxActionCLIP:
     """An exported ActionCLIP model run by ONNX Runtime: the torch model's interface, numpy in/out."""
 
     def __init__(self, metadata_path: Path, *, int8: bool = False, providers: Sequence[str] | None = None,
-                 threads: int | None = None):
+                 threads: int | None = None, spin: bool = False):
         import onnxruntime as ort
 
         self.metadata_path = Path(metadata_path)
@@ -182,6 +182,10 @@ class OnnxActionCLIP:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
             options.intra_op_num_threads = int(threads)
+        if not spin:
+            # ORT's workers otherwise busy-wait after each run, competing for the cores with what
+            # runs next in this process (decode and preprocessing threads of the pipeline).
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = list(providers or ort.get_available_providers())
         # ORT would otherwise try every provider it was built with (Azure, ...), CPU last; keep CUDA
         # first when present and always fall back to CPU.
@@ -325,6 +329,10 @@ class OnnxActionCLIP:
 
 
 def load(directory: str | os.PathLike, *, int8: bool = False, providers: Sequence[str] | None = None,
-         threads: int | None = None) -> OnnxActionCLIP:
-    """Load an export written by ``actionclip export MODEL --onnx DIR`` (the folder or its JSON)."""
-    return OnnxActionCLIP(find_metadata(directory), int8=int8, providers=providers, threads=threads)
+         threads: int | None = None, spin: bool = False) -> OnnxActionCLIP:
+    """Load an export written by ``actionclip export MODEL --onnx DIR`` (the folder or its JSON).
+
+    ``int8``: the quantised graphs (``export --int8``). ``threads``: ORT intra-op threads (default:
+    one per core). ``spin``: let ORT's idle workers busy-wait between runs (lowest latency when
+    nothing else runs in the process; off by default, see the session options)."""
+    return OnnxActionCLIP(find_metadata(directory), int8=int8, providers=providers, threads=threads, spin=spin)
