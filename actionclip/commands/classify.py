@@ -29,36 +29,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from actionclip.commands._common import (
+    add_device_args,
+    add_label_args,
+    add_model_arg,
+    add_template_args,
+    get_labels,
+    load_model,
+    non_negative_int,
+    positive_int,
+)
 from actionclip.errors import ActionCLIPError, UsageError
 
 __all__ = [
-    "VIDEO_EXTENSIONS",
     "register",
     "run",
     "expand_videos",
-    "get_labels",
-    "read_labels",
-    "pick_device",
-    "pick_dtype",
-    "positive_int",
-    "non_negative_int",
     "run_key",
     "ResultsFile",
 ]
 
-# Container extensions FFmpeg reads that hold video; used only to pick files out of directories.
-# A file named explicitly is always tried, whatever its extension.
-VIDEO_EXTENSIONS = frozenset(
-    ".mp4 .m4v .mov .avi .mkv .webm .gif .mpg .mpeg .m2v .ts .mts .m2ts .flv .wmv .asf .3gp .3g2 "
-    ".ogv .vob .mxf .dv .y4m .qt .f4v .divx .hevc .h264 .264".split()
-)
 _GLOB_CHARS = frozenset("*?[")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``classify`` sub-command."""
-    from actionclip.registry import DEFAULT_MODEL  # light: no torch
-
     p = subparsers.add_parser(
         "classify",
         help="rank actions named in words for videos, folders or globs",
@@ -67,22 +62,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog="example: actionclip classify clip.mp4 --text running --text walking --text 'playing guitar'",
     )
     p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files, directories (recursive) or glob patterns")
-    labels = p.add_mutually_exclusive_group(required=True)
-    labels.add_argument("-t", "--text", action="append", metavar="LABEL", help="an action label (repeat for each)")
-    labels.add_argument("--labels", metavar="FILE", help="text file with one label per line ('#' starts a comment line)")
-    p.add_argument("-m", "--model", default=DEFAULT_MODEL, metavar="NAME|PATH",
-                   help="registry name (see 'actionclip models') or checkpoint path; default: %(default)s")
+    add_label_args(p)
+    add_model_arg(p)
     p.add_argument("--frames", type=positive_int, metavar="T", help="frames sampled per clip (default: the model's)")
     p.add_argument("--clips", type=positive_int, default=1, metavar="C", help="temporal clips per video, averaged (default 1)")
     p.add_argument("--crops", type=int, choices=(1, 3), default=1, metavar="K",
                    help="spatial crops per clip: 1 (centre) or 3, averaged (default 1)")
     p.add_argument("--top-k", type=positive_int, metavar="N", help="show only the N most likely labels")
-    tmpl = p.add_mutually_exclusive_group()
-    tmpl.add_argument("--template", metavar="S", help="a single prompt template containing '{}' instead of the 16 defaults")
-    tmpl.add_argument("--templates", metavar="FILE", help="file of prompt templates, one per line")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: cuda if available")
-    p.add_argument("--dtype", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
-                   help="compute precision (auto: fp16 on cuda, fp32 on cpu)")
+    add_template_args(p)
+    add_device_args(p)
     p.add_argument("--backend", choices=("torch", "onnx"), default="torch",
                    help="onnx: --model is an exported ONNX model (see 'actionclip export')")
     p.add_argument("--json", action="store_true", help="print one JSON object per video instead of a table")
@@ -93,22 +81,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=positive_int, default=None, metavar="B",
                    help="videos encoded together (default: 1 on cpu, 8 on cuda)")
     p.set_defaults(func=run)
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    """argparse type: an integer >= 0."""
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
 
 
 # ----------------------------------------------------------------------------------------------
@@ -132,7 +104,12 @@ class InputError:
 
 
 def _walk_videos(root: Path) -> Iterator[Path]:
-    """Video files under ``root``, sorted, skipping hidden files and folders (``.git``, ``._x.mp4``)."""
+    """Video files under ``root``, sorted, skipping hidden files and folders (``.git``, ``._x.mp4``).
+
+    Only here are extensions checked: a file named explicitly is always tried, whatever its extension.
+    """
+    from actionclip.video import VIDEO_EXTENSIONS  # imported here: actionclip.video loads numpy
+
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
@@ -190,23 +167,6 @@ def expand_videos(specs: Iterable[str]) -> list[VideoInput | InputError]:
 def _label_key(label: str) -> str:
     # CLIP's tokenizer lower-cases and folds white space, so these are the same prompt.
     return " ".join(label.split()).lower()
-
-
-def read_labels(path: str | os.PathLike) -> list[str]:
-    """Checked labels from a file: one per line, blank lines and ``#`` lines skipped."""
-    return get_labels(None, os.fspath(path))
-
-
-def get_labels(text: list[str] | None, labels_file: str | None) -> list[str]:
-    """The run's labels from ``--text`` or ``--labels``, checked (see :func:`templates.check_labels`).
-
-    Raises:
-        UsageError: unreadable file, no labels, an empty label, or a duplicate (including two labels
-            that differ only in case or spacing, which CLIP's tokenizer discards).
-    """
-    from actionclip.templates import check_labels, load_labels
-
-    return load_labels(labels_file) if labels_file else check_labels(text or [], "--text")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -346,30 +306,6 @@ def _format_json(record: dict[str, Any], top_k: int | None) -> str:
     return json.dumps(shown, ensure_ascii=False)
 
 
-def pick_device(choice: str) -> str:
-    """``--device`` value -> torch device string; ``auto`` is CUDA when available.
-
-    Raises:
-        UsageError: CUDA requested on a machine without it.
-    """
-    import torch
-
-    if choice == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda: no CUDA device is available (torch.cuda.is_available() is False)")
-    return choice
-
-
-def pick_dtype(choice: str, device: str):
-    """``--dtype`` value -> torch dtype; ``auto`` is fp16 on CUDA, fp32 on CPU."""
-    import torch
-
-    if choice == "auto":
-        return torch.float16 if device == "cuda" else torch.float32
-    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[choice]
-
-
 def _model_id(model_arg: str) -> str:
     """What identifies the model in the run key: a registry name, or the checkpoint's real path."""
     path = Path(model_arg).expanduser()
@@ -391,10 +327,7 @@ def _load_model(args: argparse.Namespace):
             raise UsageError(f"--backend onnx: --dtype {args.dtype} is not supported (the export's precision is used)")
         providers = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
         return onnx_backend.load(Path(args.model).expanduser(), providers=providers.get(args.device))
-    import actionclip
-
-    device = pick_device(args.device)
-    return actionclip.load(args.model, device=device, dtype=pick_dtype(args.dtype, device))
+    return load_model(args)
 
 
 def _preparer(model, frames: int, clips: int, crops: int):
@@ -540,7 +473,3 @@ def _classify_all(args, model, videos, labels, templates, frames, key, results_f
                     sys.stdout.flush()
                 bar.update(len(batch))
     return failed
-
-
-# Names other command modules imported before the public ones existed.
-_positive, _non_negative, _pick_device, _pick_dtype = positive_int, non_negative_int, pick_device, pick_dtype

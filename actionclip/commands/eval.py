@@ -11,9 +11,17 @@ from __future__ import annotations
 
 import argparse
 
-from actionclip.commands.classify import _non_negative, _positive
+from actionclip.commands._common import (
+    add_device_args,
+    add_model_arg,
+    add_template_args,
+    load_model,
+    non_negative_int,
+    positive_int,
+    read_labels,
+)
 
-__all__ = ["register", "run", "add_dataset_arguments", "load_data"]
+__all__ = ["register", "run", "add_dataset_arguments", "has_class_split", "load_data"]
 
 
 def add_dataset_arguments(p: argparse.ArgumentParser) -> None:
@@ -32,18 +40,21 @@ def add_dataset_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split-seed", type=int, default=0, metavar="S", help="seed of the class and clip splits")
 
 
+def has_class_split(args: argparse.Namespace) -> bool:
+    """Whether the options ask for a base/novel class split (``--novel`` or ``--novel-fraction``)."""
+    return args.novel is not None or args.novel_fraction is not None
+
+
 def load_data(args: argparse.Namespace, subset: str | None):
     """The dataset, restricted to the ``base`` or ``novel`` classes when a base/novel split is given.
 
     ``subset`` None means: novel when a split is given, else everything.
     """
-    from actionclip.commands.classify import read_labels
     from actionclip.datasets import load_dataset, split_classes
     from actionclip.errors import UsageError
 
     ds = load_dataset(args.data, classes=args.classes, root=args.root, group_pattern=args.group_pattern)
-    has_split = args.novel is not None or args.novel_fraction is not None
-    if not has_split:
+    if not has_class_split(args):
         if subset not in (None, "all"):
             raise UsageError(f"--subset {subset} needs a base/novel split (--novel-fraction or --novel)")
         return ds
@@ -57,8 +68,6 @@ def load_data(args: argparse.Namespace, subset: str | None):
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``eval`` sub-command."""
-    from actionclip.registry import DEFAULT_MODEL
-
     p = subparsers.add_parser(
         "eval",
         help="accuracy on a labeled dataset (top-1/5, per class, confusion, JSON report)",
@@ -67,41 +76,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog="example: actionclip eval UCF-101/ --labels ucf101 --model vit-b-32-8f --out ucf-eval",
     )
     add_dataset_arguments(p)
-    p.add_argument("-m", "--model", default=DEFAULT_MODEL, metavar="NAME|PATH",
-                   help="registry name or checkpoint path; default: %(default)s")
+    add_model_arg(p, help="registry name or checkpoint path; default: %(default)s")
     p.add_argument("--subset", choices=("all", "base", "novel"), default=None,
                    help="with a base/novel split: which classes to evaluate (default: novel)")
     p.add_argument("--val-list", metavar="FILE", help="evaluate only the clips this file names (e.g. testlist01.txt)")
     p.add_argument("-o", "--out", default="actionclip-eval", metavar="DIR",
                    help="folder for report.json and confusion.png (default: %(default)s)")
-    p.add_argument("--frames", type=_positive, metavar="T", help="frames per view (default: the model's)")
-    p.add_argument("--clips", type=_positive, default=1, metavar="C", help="temporal views per video (default 1)")
+    p.add_argument("--frames", type=positive_int, metavar="T", help="frames per view (default: the model's)")
+    p.add_argument("--clips", type=positive_int, default=1, metavar="C", help="temporal views per video (default 1)")
     p.add_argument("--crops", type=int, choices=(1, 3), default=1, help="spatial crops per view: 1 or 3")
-    tmpl = p.add_mutually_exclusive_group()
-    tmpl.add_argument("--template", metavar="S", help="a single prompt template containing '{}'")
-    tmpl.add_argument("--templates", metavar="FILE", help="file of prompt templates, one per line")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--dtype", choices=("auto", "fp32", "bf16", "fp16"), default="auto")
-    p.add_argument("--workers", type=_non_negative, metavar="N", help="decoding threads (default: up to 4)")
-    p.add_argument("--batch-size", type=_positive, metavar="B", help="videos encoded together")
+    add_template_args(p)
+    add_device_args(p)
+    p.add_argument("--workers", type=non_negative_int, metavar="N", help="decoding threads (default: up to 4)")
+    p.add_argument("--batch-size", type=positive_int, metavar="B", help="videos encoded together")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from actionclip.commands.classify import _pick_device, _pick_dtype
     from actionclip.datasets import split_dataset
     from actionclip.evaluate import evaluate
-    from actionclip.model import load
     from actionclip.templates import resolve_templates
 
     ds = load_data(args, args.subset)
-    subset = args.subset or ("novel" if args.novel is not None or args.novel_fraction is not None else "all")
+    subset = args.subset or ("novel" if has_class_split(args) else "all")
     if args.val_list:
         ds = split_dataset(ds, val_list=args.val_list)[1]
     templates = resolve_templates(template=args.template, templates_file=args.templates)
-    device = _pick_device(args.device)
-    model = load(args.model, device=device, dtype=_pick_dtype(args.dtype, device), frames=args.frames)
+    model = load_model(args, frames=args.frames)
     report = evaluate(model, ds, templates=templates, frames=args.frames, clips=args.clips, crops=args.crops,
                       batch_size=args.batch_size, workers=args.workers, progress=not args.quiet,
                       settings={"model": args.model, "subset": subset})

@@ -13,68 +13,45 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from actionclip.commands.classify import _positive
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def _probability(text: str) -> float:
-    value = float(text)
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
-    return value
+from actionclip.commands._common import (
+    add_device_args,
+    add_label_args,
+    add_model_arg,
+    add_template_args,
+    get_labels,
+    load_model,
+    non_negative_float,
+    positive_float,
+    positive_int,
+    probability,
+)
 
 
 def add_detection_args(p: argparse.ArgumentParser) -> None:
     """Labels, model and scoring options common to ``timeline`` and ``watch``."""
-    from actionclip.registry import DEFAULT_MODEL  # light: no torch
-
-    labels = p.add_mutually_exclusive_group(required=True)
-    labels.add_argument("-t", "--text", action="append", metavar="LABEL", help="an action label (repeat for each)")
-    labels.add_argument("--labels", metavar="FILE", help="text file with one label per line ('#' starts a comment)")
-    p.add_argument("-m", "--model", default=DEFAULT_MODEL, metavar="NAME|PATH",
-                   help="registry name (see 'actionclip models') or checkpoint path; default: %(default)s")
-    p.add_argument("--window", type=_positive_float, default=4.0, metavar="SECONDS",
+    add_label_args(p)
+    add_model_arg(p)
+    p.add_argument("--window", type=positive_float, default=4.0, metavar="SECONDS",
                    help="seconds covered by one window's T frames (default 4)")
-    p.add_argument("--frames", type=_positive, metavar="T", help="frames per window (default: the model's)")
+    p.add_argument("--frames", type=positive_int, metavar="T", help="frames per window (default: the model's)")
     p.add_argument("--score", choices=("independent", "softmax"), default="independent",
                    help="decision score: 'independent' (per label, vs background prompts; default) or "
                         "'softmax' (over the labels given, always picks one)")
-    p.add_argument("--threshold", type=_probability, default=0.5, metavar="P",
+    p.add_argument("--threshold", type=probability, default=0.5, metavar="P",
                    help="a label is detected when its decision score reaches P (default 0.5)")
     p.add_argument("--background", action="append", metavar="TEXT",
                    help="a background prompt for the independent score (repeat; default: a generic set)")
-    tmpl = p.add_mutually_exclusive_group()
-    tmpl.add_argument("--template", metavar="S", help="a single prompt template containing '{}' instead of the 16 defaults")
-    tmpl.add_argument("--templates", metavar="FILE", help="file of prompt templates, one per line")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: cuda if available")
-    p.add_argument("--dtype", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
-                   help="compute precision (auto: fp16 on cuda, fp32 on cpu)")
+    add_template_args(p)
+    add_device_args(p)
 
 
 def load_for_detection(args: argparse.Namespace) -> tuple[Any, list[str], list[str]]:
     """(model, labels, templates) from the shared options; labels are checked before the model loads."""
-    import actionclip
-    from actionclip.commands.classify import _pick_device, _pick_dtype, get_labels
     from actionclip.templates import resolve_templates
 
     labels = get_labels(args.text, args.labels)
     templates = resolve_templates(args.template, args.templates)
-    device = _pick_device(args.device)
-    model = actionclip.load(args.model, device=device, dtype=_pick_dtype(args.dtype, device))
-    return model, labels, templates
+    return load_model(args), labels, templates
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -88,23 +65,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("video", metavar="VIDEO", help="video file")
     add_detection_args(p)
-    p.add_argument("--stride", type=_positive_float, default=1.0, metavar="SECONDS",
+    p.add_argument("--stride", type=positive_float, default=1.0, metavar="SECONDS",
                    help="seconds between window starts (default 1)")
-    p.add_argument("--hysteresis", type=_non_negative_float, default=0.1, metavar="H",
+    p.add_argument("--hysteresis", type=non_negative_float, default=0.1, metavar="H",
                    help="a segment lasts while the score stays above threshold - H (default 0.1)")
-    p.add_argument("--smooth", type=_non_negative_float, metavar="SECONDS",
+    p.add_argument("--smooth", type=non_negative_float, metavar="SECONDS",
                    help="moving-average width over window scores (default 3 strides; 0: off)")
-    p.add_argument("--min-duration", type=_non_negative_float, default=0.0, metavar="S",
+    p.add_argument("--min-duration", type=non_negative_float, default=0.0, metavar="S",
                    help="drop segments shorter than S seconds (default 0)")
-    p.add_argument("--min-gap", type=_non_negative_float, default=0.0, metavar="S",
+    p.add_argument("--min-gap", type=non_negative_float, default=0.0, metavar="S",
                    help="join segments of a label separated by less than S seconds (default 0)")
-    p.add_argument("--start", type=_non_negative_float, metavar="SECONDS", help="start here")
-    p.add_argument("--end", type=_positive_float, metavar="SECONDS", help="stop here")
+    p.add_argument("--start", type=non_negative_float, metavar="SECONDS", help="start here")
+    p.add_argument("--end", type=positive_float, metavar="SECONDS", help="stop here")
     p.add_argument("-o", "--out", metavar="PREFIX", help="output prefix (default: the video's name without extension)")
     p.add_argument("--no-plot", action="store_true", help="do not write PREFIX.png")
     p.add_argument("--annotate", metavar="OUT.mp4", help="also write the video with the current label drawn on it")
     p.add_argument("--json", action="store_true", help="print the segments (with settings and stats) as JSON")
-    p.add_argument("--batch-size", type=_positive, default=32, metavar="B", help="frames per encoder call")
+    p.add_argument("--batch-size", type=positive_int, default=32, metavar="B", help="frames per encoder call")
     p.set_defaults(func=run)
 
 

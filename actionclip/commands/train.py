@@ -11,23 +11,14 @@ from __future__ import annotations
 import argparse
 import os
 
-from actionclip.commands.classify import _non_negative, _positive
-from actionclip.commands.eval import add_dataset_arguments, load_data
+from actionclip.commands._common import add_device_args, add_model_arg, non_negative_int, positive_float, positive_int
+from actionclip.commands.eval import add_dataset_arguments, has_class_split, load_data
 
 __all__ = ["register", "run"]
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``train`` sub-command."""
-    from actionclip.registry import DEFAULT_MODEL
-
     p = subparsers.add_parser(
         "train",
         help="fine-tune on labeled videos (ActionCLIP recipe; few-shot, DDP via torchrun)",
@@ -37,40 +28,39 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog="example: actionclip train my_videos/ --model vit-b-32-8f --out runs/mine --epochs 10 --shots 8",
     )
     add_dataset_arguments(p)
-    p.add_argument("-m", "--model", default=DEFAULT_MODEL, metavar="NAME|PATH",
-                   help="starting model: registry name or checkpoint path; default: %(default)s")
+    add_model_arg(p, help="starting model: registry name or checkpoint path; default: %(default)s")
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="folder for checkpoints and logs")
     val = p.add_mutually_exclusive_group()
     val.add_argument("--val", metavar="DATA", help="a separate validation dataset (same class list)")
     val.add_argument("--val-list", metavar="FILE", help="clips named in this file are validation, the rest train")
     val.add_argument("--val-fraction", type=float, default=None, metavar="F",
                      help="seeded split by group (UCF101 _gNN_ etc.) so one actor never lands on both sides")
-    p.add_argument("--epochs", type=_positive, default=10)
-    p.add_argument("--batch-size", type=_positive, default=16, metavar="B", help="clips per process and step")
-    p.add_argument("--accum-steps", type=_positive, default=1, metavar="N", help="gradient accumulation steps")
-    p.add_argument("--lr", type=_positive_float, default=5e-6, help="LR of the text encoder (default %(default)s)")
-    p.add_argument("--visual-lr-ratio", type=_positive_float, default=1.0, metavar="R",
+    p.add_argument("--epochs", type=positive_int, default=10)
+    p.add_argument("--batch-size", type=positive_int, default=16, metavar="B", help="clips per process and step")
+    p.add_argument("--accum-steps", type=positive_int, default=1, metavar="N", help="gradient accumulation steps")
+    p.add_argument("--lr", type=positive_float, default=5e-6, help="LR of the text encoder (default %(default)s)")
+    p.add_argument("--visual-lr-ratio", type=positive_float, default=1.0, metavar="R",
                    help="image-encoder LR = lr x R (default %(default)s)")
-    p.add_argument("--fusion-lr-ratio", type=_positive_float, default=10.0, metavar="R",
+    p.add_argument("--fusion-lr-ratio", type=positive_float, default=10.0, metavar="R",
                    help="fusion-head LR = lr x R (default %(default)s)")
     p.add_argument("--weight-decay", type=float, default=0.2)
     p.add_argument("--warmup-epochs", type=float, default=1.0)
-    p.add_argument("--grad-clip", type=_positive_float, metavar="NORM", help="clip the gradient norm")
+    p.add_argument("--grad-clip", type=positive_float, metavar="NORM", help="clip the gradient norm")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
                    help="autocast dtype (auto: bf16/fp16 on cuda, fp32 on cpu; bf16 works on cpu)")
-    p.add_argument("--frames", type=_positive, metavar="T", help="frames per clip (default: the model's)")
+    p.add_argument("--frames", type=positive_int, metavar="T", help="frames per clip (default: the model's)")
     p.add_argument("--freeze-backbone", action="store_true", help="train only the fusion head")
-    p.add_argument("--shots", type=_positive, metavar="K", help="few-shot: K training clips per class")
+    p.add_argument("--shots", type=positive_int, metavar="K", help="few-shot: K training clips per class")
     p.add_argument("--no-augment", action="store_true", help="no crop/flip/colour augmentation")
     p.add_argument("--no-flip", action="store_true",
                    help="no horizontal flip (labels naming left/right directions)")
     p.add_argument("--cache-frames", action="store_true",
                    help="decode every video once and keep its frames in memory (small datasets)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=_non_negative, default=2, metavar="N", help="decoding threads")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--workers", type=non_negative_int, default=2, metavar="N", help="decoding threads")
+    add_device_args(p, dtype=False)
     p.add_argument("--resume", action="store_true", help="continue from OUT/last_model.pt if present")
-    p.add_argument("--eval-every", type=_positive, default=1, metavar="E", help="validate every E epochs")
+    p.add_argument("--eval-every", type=positive_int, default=1, metavar="E", help="validate every E epochs")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -80,8 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from actionclip.train import TrainConfig, train
 
     # With a base/novel class split, fine-tune on the base classes only (evaluate novel ones with eval).
-    has_split = args.novel is not None or args.novel_fraction is not None
-    data = load_data(args, "base" if has_split else None)
+    data = load_data(args, "base" if has_class_split(args) else None)
     val = None
     if args.val:
         val = load_dataset(args.val, classes=data.class_names, root=args.root, group_pattern=args.group_pattern)

@@ -10,8 +10,8 @@ import json
 import sys
 import time
 
-from actionclip.commands.classify import _positive
-from actionclip.commands.timeline import _positive_float, add_detection_args
+from actionclip.commands._common import positive_float, positive_int
+from actionclip.commands.timeline import add_detection_args, load_for_detection
 
 
 def _option(text: str) -> tuple[str, str]:
@@ -35,9 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("source", metavar="SOURCE", help="webcam index or device, stream URL, file, or '-'")
     add_detection_args(p)
-    p.add_argument("--every", type=_positive_float, default=1.0, metavar="SECONDS",
+    p.add_argument("--every", type=positive_float, default=1.0, metavar="SECONDS",
                    help="seconds between updates (default 1)")
-    p.add_argument("--top-k", type=_positive, default=3, metavar="N", help="labels shown per update (default 3)")
+    p.add_argument("--top-k", type=positive_int, default=3, metavar="N", help="labels shown per update (default 3)")
     p.add_argument("--json", action="store_true", help="one JSON object per update")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="also show latency (frame arrival to printed score), reconnects and dropped frames")
@@ -51,13 +51,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-reconnect", action="store_true", help="end when a network stream or device drops")
     p.add_argument("--max-retries", type=int, default=10, metavar="N",
                    help="consecutive failed reconnection attempts before giving up (default 10)")
-    p.add_argument("--backoff", type=_positive_float, default=0.5, metavar="SECONDS",
+    p.add_argument("--backoff", type=positive_float, default=0.5, metavar="SECONDS",
                    help="first wait before reconnecting; doubles per failure up to 10 s (default 0.5)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from actionclip.commands.timeline import load_for_detection
     from actionclip.live import LiveSummary, watch
     from actionclip.stream import parse_source
 
