@@ -29,6 +29,7 @@ from importlib import resources
 from pathlib import Path
 
 from actionclip.errors import UsageError
+from actionclip.video import VIDEO_EXTENSIONS
 
 __all__ = [
     "VIDEO_EXTENSIONS",
@@ -47,10 +48,6 @@ __all__ = [
     "read_sample_frames",
 ]
 
-VIDEO_EXTENSIONS = frozenset(
-    {".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".ogv",
-     ".3gp", ".gif", ".ts"}
-)
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 BUILTIN_CLASS_LISTS = ("ucf101", "hmdb51", "k400", "k600")
 _BUILTIN_ALIASES = {"kinetics400": "k400", "kinetics-400": "k400", "kinetics600": "k600",

@@ -45,9 +45,16 @@ import numpy as np
 from actionclip.errors import UsageError, VideoError
 
 __all__ = ["VideoInfo", "probe", "sample_indices", "read_frames", "read_video", "iter_frames",
-           "SAMPLING_MODES"]
+           "SAMPLING_MODES", "VIDEO_EXTENSIONS"]
 
 SAMPLING_MODES = ("center", "random", "uniform")
+
+# Container extensions FFmpeg reads that hold video. Used only to pick video files out of folders
+# (datasets, ``actionclip classify DIR``); a file named explicitly is tried whatever its extension.
+VIDEO_EXTENSIONS = frozenset(
+    ".mp4 .m4v .mov .avi .mkv .webm .gif .mpg .mpeg .m2v .ts .mts .m2ts .flv .wmv .asf .3gp .3g2 "
+    ".ogv .vob .mxf .dv .y4m .qt .f4v .divx .hevc .h264 .264".split()
+)
 
 # Formats whose index makes seeking reliable; anything else is read sequentially.
 _SEEKABLE_FORMATS = ("mov", "mp4", "m4a", "3gp", "matroska", "webm", "avi", "flv", "asf", "ogg",
