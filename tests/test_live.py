@@ -1,7 +1,7 @@
 """Live streams: real transports (an OS pipe, a local HTTP server that drops the connection), sources,
 reconnection, real-time playback and the ``watch`` command (stdin pipe, Ctrl-C summary).
 
-The arranged model (see tests/test_timeline.py) maps a frame's colour to one label, so each update
+The arranged model (see tests/timeline_support.py) maps a frame's colour to one label, so each update
 can be checked against what was on screen.
 """
 
@@ -22,19 +22,10 @@ import pytest
 from actionclip.errors import UsageError, VideoError
 from actionclip.live import LiveSummary, LiveUpdate, watch
 from actionclip.stream import parse_source
-from test_timeline import LABELS, arrange, colour_video  # the arranged model and the colour videos
+from timeline_support import LABELS, arranged, arranged_model, colour_video, meanp_checkpoint  # noqa: F401
 
 SCRIPT = [("red", 2.0), ("green", 2.0), ("grey", 2.0), ("blue", 2.0)]  # juggling, swimming, -, dancing
 LIVE = dict(window=1.0, frames=4, every=0.5)
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    import actionclip
-    from actionclip.testing import write_checkpoint
-
-    m = actionclip.load(write_checkpoint(tmp_path_factory.mktemp("ckpt") / "meanp.pt", fusion="meanP"))
-    return m, arrange(m)
 
 
 @pytest.fixture(scope="module")
@@ -56,9 +47,8 @@ def _story(updates: list[LiveUpdate]) -> list[str]:
     return states
 
 
-def test_a_piped_stream_is_scored_as_it_arrives_each_frame_encoded_once(model, ts_bytes):
-    m, calls = model
-    calls.update(images=0, calls=0)
+def test_a_piped_stream_is_scored_as_it_arrives_each_frame_encoded_once(arranged, ts_bytes):
+    m, calls = arranged
     _, data = ts_bytes
     r, w = os.pipe()
 
@@ -130,8 +120,8 @@ class _DroppingServer:
         self.httpd.server_close()
 
 
-def test_http_stream_that_drops_is_reconnected_and_followed_to_the_end(model, ts_bytes):
-    m, _ = model
+def test_http_stream_that_drops_is_reconnected_and_followed_to_the_end(arranged, ts_bytes):
+    m, _ = arranged
     _, data = ts_bytes
     server = _DroppingServer(data)
     updates: list[LiveUpdate] = []
@@ -152,8 +142,8 @@ def test_http_stream_that_drops_is_reconnected_and_followed_to_the_end(model, ts
     assert after[0].time - before[-1].time < 2.0
 
 
-def test_a_file_plays_at_real_time_and_latency_stays_low(model, tmp_path):
-    m, _ = model
+def test_a_file_plays_at_real_time_and_latency_stays_low(arranged, tmp_path):
+    m, _ = arranged
     path = tmp_path / "short.mp4"
     colour_video(path, [("red", 1.0), ("blue", 1.0)])
     t0 = time.monotonic()
@@ -167,8 +157,8 @@ def test_a_file_plays_at_real_time_and_latency_stays_low(model, tmp_path):
     assert time.monotonic() - t0 < elapsed and [u.time for u in fast] == pytest.approx([u.time for u in updates])
 
 
-def test_sources_are_recognised_and_bad_ones_named(model, tmp_path):
-    m, _ = model
+def test_sources_are_recognised_and_bad_ones_named(arranged, tmp_path):
+    m, _ = arranged
     if sys.platform.startswith("linux"):
         cam = parse_source("0")
         assert (cam.kind, cam.target, cam.format, cam.live) == ("device", "/dev/video0", "v4l2", True)
@@ -207,10 +197,8 @@ def test_summary_adds_up_detected_time_and_latency():
     assert text.splitlines()[1].split()[0] == "a" and "5 updates" in text
 
 
-def test_watch_command_reads_stdin_and_stops_cleanly_on_ctrl_c(tmp_path, ts_bytes):
-    from actionclip.testing import write_checkpoint
-
-    ckpt = write_checkpoint(tmp_path / "tiny.pt", fusion="meanP")
+def test_watch_command_reads_stdin_and_stops_cleanly_on_ctrl_c(meanp_checkpoint, ts_bytes):
+    ckpt = meanp_checkpoint
     _, data = ts_bytes
     proc = subprocess.Popen(
         [sys.executable, "-m", "actionclip", "watch", "-", "--model", str(ckpt), "--text", "juggling",
