@@ -256,15 +256,19 @@ def test_cached_windows_equal_encoding_each_window_from_scratch(tmp_path):
     assert len(result.starts) == len(grid) - 3
 
 
-def test_save_writes_all_files_and_they_agree(arranged, segments_video, tmp_path):
+@pytest.fixture(scope="module")
+def segments_timeline(arranged_model, segments_video):
+    """The timeline of the segments video (1 s windows, 0.5 s stride, 4 frames), for tests that only read it."""
+    from actionclip.timeline import timeline
+
+    return timeline(arranged_model[0], segments_video[0], LABELS, window=1.0, stride=0.5, frames=4)
+
+
+def test_save_writes_all_files_and_they_agree(segments_timeline, tmp_path):
     import csv
     import json
 
-    from actionclip.timeline import timeline
-
-    model, _ = arranged
-    path, _ = segments_video
-    result = timeline(model, path, LABELS, window=1.0, stride=0.5, frames=4)
+    result = segments_timeline
     paths = result.save(tmp_path / "out" / "seg")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "seg.png", "seg.segments.csv", "seg.segments.json", "seg.windows.csv", "seg.windows.json"]
@@ -280,16 +284,14 @@ def test_save_writes_all_files_and_they_agree(arranged, segments_video, tmp_path
     assert json.loads(result.to_json())["stats"]["frames_encoded"] == result.stats["frames_encoded"]
 
 
-def test_annotated_video_shows_the_label(arranged, segments_video, tmp_path):
+def test_annotated_video_shows_the_label(segments_timeline, segments_video, tmp_path):
     import av
 
     from actionclip.annotate import Labeller, annotate_video
-    from actionclip.timeline import timeline
     from actionclip.video import iter_frames, probe
 
-    model, _ = arranged
-    path, cuts = segments_video
-    result = timeline(model, path, LABELS, window=1.0, stride=0.5, frames=4)
+    path, _ = segments_video
+    result = segments_timeline
     out = annotate_video(path, tmp_path / "annotated.mp4", result)
     src_info, out_info = probe(path), probe(out)
     assert (out_info.width, out_info.height) == (src_info.width, src_info.height)
