@@ -72,6 +72,11 @@ def resolve_templates(
     return list(TEMPLATES)
 
 
+def label_key(label: str) -> str:
+    """What the model sees of a label: CLIP's tokenizer lower-cases and folds white space."""
+    return " ".join(label.split()).lower()
+
+
 def check_labels(labels: Sequence[str], source: str = "labels") -> list[str]:
     """Labels must be non-empty and distinct. Two labels that differ only in case or spacing are
     duplicates: CLIP's tokenizer lower-cases and folds white space, so the model sees one prompt."""
@@ -84,7 +89,7 @@ def check_labels(labels: Sequence[str], source: str = "labels") -> list[str]:
     for raw, label in zip(labels, cleaned):
         if not label:
             raise UsageError(f"{source}: empty label {raw!r}")
-        key = " ".join(label.split()).lower()
+        key = label_key(label)
         if key in seen:
             same = "" if seen[key] == label else f" (the same text for the model as {seen[key]!r})"
             raise UsageError(f"{source}: duplicate label {label!r}{same}")

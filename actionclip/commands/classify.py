@@ -161,26 +161,19 @@ def expand_videos(specs: Iterable[str]) -> list[VideoInput | InputError]:
 
 
 # ----------------------------------------------------------------------------------------------
-# Labels
-
-
-def _label_key(label: str) -> str:
-    # CLIP's tokenizer lower-cases and folds white space, so these are the same prompt.
-    return " ".join(label.split()).lower()
-
-
-# ----------------------------------------------------------------------------------------------
 # Results file (JSON lines, resumable)
 
 
 def run_key(model: str, frames: int, clips: int, crops: int, labels: Iterable[str], templates: Iterable[str]) -> str:
     """Short hash of what determines a video's probabilities (see the module docstring)."""
+    from actionclip.templates import label_key
+
     payload = {
         "model": model,
         "frames": frames,
         "clips": clips,
         "crops": crops,
-        "labels": sorted(_label_key(x) for x in labels),
+        "labels": sorted(label_key(x) for x in labels),
         "templates": sorted(templates),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
