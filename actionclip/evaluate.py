@@ -10,6 +10,7 @@ out of every figure, never stopping the run.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import sys
@@ -153,6 +154,20 @@ def prepare_views(model: Any, sample: Sample, frames: int, clips: int = 1, crops
     return torch.cat(views)
 
 
+@dataclasses.dataclass(frozen=True)
+class _ViewMaker:
+    """What decoding a sample needs of the model, small enough to send to worker processes
+    (``ActionCLIP.prepare_video`` reads only these two attributes)."""
+
+    input_resolution: int
+    num_frames: int
+
+    def prepare_video(self, *args: Any, **kwargs: Any) -> Any:
+        from actionclip.model import ActionCLIP
+
+        return ActionCLIP.prepare_video(self, *args, **kwargs)  # type: ignore[arg-type]
+
+
 def evaluate(
     model: Any,
     dataset: VideoDataset,
@@ -163,6 +178,7 @@ def evaluate(
     crops: int = 1,
     batch_size: int | None = None,
     workers: int | None = None,
+    processes: bool = False,
     progress: bool = True,
     on_failure: Callable[[Sample, BaseException], None] | None = None,
     settings: dict[str, Any] | None = None,
@@ -178,6 +194,8 @@ def evaluate(
         batch_size: videos encoded together (default 1 on CPU, 8 on CUDA).
         workers: decoding threads (default: up to 4; 0 decodes in the calling thread). PyAV
             and torch release the GIL while decoding and resizing, so threads run in parallel.
+        processes: decode in worker processes instead of threads (for machines with many cores,
+            where Python-side work in the threads would contend for the GIL).
         progress: show a progress bar on stderr.
         on_failure: called with (sample, error) for each video that fails (default: print a line).
         settings: extra entries for the report's ``settings``.
@@ -203,8 +221,9 @@ def evaluate(
 
         bar = tqdm(total=len(dataset), desc="eval", unit="video", file=sys.stderr, leave=False)
 
-    def prepare(sample: Sample):
-        return prepare_views(model, sample, frames, clips, crops)
+    # Worker processes get a picklable stand-in for the model; threads share the model itself.
+    view_maker = _ViewMaker(model.input_resolution, model.num_frames) if processes else model
+    prepare = functools.partial(prepare_views, view_maker, frames=frames, clips=clips, crops=crops)
 
     def flush(batch: list[tuple[Sample, Any]]) -> None:
         if not batch:
@@ -233,7 +252,7 @@ def evaluate(
 
     pending: list[tuple[Sample, Any]] = []
     try:
-        for sample, result in prefetch(prepare, list(dataset.samples), workers=workers):
+        for sample, result in prefetch(prepare, list(dataset.samples), workers=workers, processes=processes):
             if isinstance(result, BaseException):
                 failures.append({"path": str(sample.path), "error": str(result) or type(result).__name__})
                 report_failure(sample, result)

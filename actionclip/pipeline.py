@@ -78,8 +78,14 @@ def prefetch(
             yield item, _call(fn, item)
         return
     ahead = max(workers, 2 * workers if ahead is None else ahead)
-    pool_cls = cf.ProcessPoolExecutor if processes else cf.ThreadPoolExecutor
-    pool = pool_cls(max_workers=workers)
+    if processes:
+        import multiprocessing
+
+        # "spawn", not the default "fork": forking a process whose torch/OpenMP threads are running
+        # can deadlock or crash the child (seen here as a segfault in the decoder workers).
+        pool: cf.Executor = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    else:
+        pool = cf.ThreadPoolExecutor(max_workers=workers)
     pending: collections.deque[tuple[T, cf.Future]] = collections.deque()
     source = iter(items)
     try:

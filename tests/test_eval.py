@@ -129,3 +129,18 @@ def test_eval_on_shared_clips(shared_data, tiny_checkpoint, tmp_path):
     print(f"\nshared clips: {summary}")
     with Image.open(out / "confusion.png") as png:
         assert png.format == "PNG"
+
+
+def test_process_workers_give_the_same_report_as_threads(small_set, tiny_checkpoint):
+    import actionclip
+
+    model = actionclip.load(tiny_checkpoint)
+    ds = load_dataset(small_set)
+    quiet = lambda s, e: None  # noqa: E731
+    threads = evaluate(model, ds, workers=2, progress=False, on_failure=quiet)
+    processes = evaluate(model, ds, workers=2, processes=True, progress=False, on_failure=quiet)
+    assert processes.evaluated == threads.evaluated == 6
+    assert [p["path"] for p in processes.failures] == [p["path"] for p in threads.failures]
+    for a, b in zip(threads.predictions, processes.predictions):
+        assert a["path"] == b["path"] and a["prediction"] == b["prediction"]
+        assert a["label_probability"] == pytest.approx(b["label_probability"], abs=1e-6)

@@ -87,7 +87,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--crops", type=int, choices=(1, 3), default=1, help="spatial crops per view: 1 or 3")
     add_template_args(p)
     add_device_args(p)
-    p.add_argument("--workers", type=non_negative_int, metavar="N", help="decoding threads (default: up to 4)")
+    p.add_argument("--workers", type=non_negative_int, metavar="N", help="decoding workers (default: up to 4)")
+    p.add_argument("--processes", action="store_true", help="decode in worker processes instead of threads")
     p.add_argument("--batch-size", type=positive_int, metavar="B", help="videos encoded together")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -105,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     templates = resolve_templates(template=args.template, templates_file=args.templates)
     model = load_model(args, frames=args.frames)
     report = evaluate(model, ds, templates=templates, frames=args.frames, clips=args.clips, crops=args.crops,
-                      batch_size=args.batch_size, workers=args.workers, progress=not args.quiet,
+                      batch_size=args.batch_size, workers=args.workers, processes=args.processes, progress=not args.quiet,
                       settings={"model": args.model, "subset": subset})
     from pathlib import Path
 
