@@ -237,11 +237,13 @@ class ActionCLIP(nn.Module):
                 raise UsageError(
                     f"frames must be uint8 RGB [N, H, W, 3] (or a normalised float tensor), got {raw.dtype} {raw.shape}"
                 )
-            if raw.shape[0] != frames:
-                from actionclip.video import sample_indices
+            from actionclip.video import sample_indices
 
-                raw = raw[sample_indices(raw.shape[0], frames, mode="center")]
-            raw = raw[None]
+            # Decoded frames are sampled exactly as a file would be: C clips of T frames each.
+            rng = np.random.default_rng(seed)
+            raw = np.stack([
+                raw[sample_indices(raw.shape[0], frames, mode, clip=c, clips=clips, rng=rng)] for c in range(clips)
+            ])
         pixels = preprocess_frames(raw, resolution=self.input_resolution, crops=crops)
         return pixels.reshape(-1, *pixels.shape[-4:])
 

@@ -108,3 +108,16 @@ def test_labels_differing_only_in_case_or_spacing_are_duplicates():
     with pytest.raises(UsageError, match="same text for the model"):
         check_labels(["Playing  Guitar", "playing guitar"])
     assert check_labels([" run ", "walk"]) == ["run", "walk"]
+
+
+def test_decoded_frames_are_sampled_like_a_file(tiny_model):
+    from actionclip.video import sample_indices
+
+    frames = np.arange(30, dtype=np.uint8)[:, None, None, None].repeat(36, 1).repeat(36, 2).repeat(3, 3)
+    views = tiny_model.prepare_video(frames, clips=2)
+    assert views.shape == (2, 8, 3, 32, 32)
+    # Each view's frames are the ones sample_indices picks for that clip (grey level == index).
+    for c in range(2):
+        expected = tiny_model.prepare_video(frames[sample_indices(30, 8, "center", clip=c, clips=2)])
+        assert torch.equal(views[c], expected[0])
+    assert not torch.equal(views[0], views[1])
