@@ -205,6 +205,8 @@ class FrameStream:
                            timeout=self.timeout if src.kind in ("url", "device") else None)
         except (av.error.FFmpegError, OSError) as exc:
             raise VideoError(f"{src.name}: cannot open ({_cause(exc)})") from None
+        except ValueError as exc:  # an unknown --format: retrying cannot help, so not a VideoError
+            raise UsageError(f"{src.name}: cannot open ({_cause(exc)})") from None
 
     def __iter__(self) -> Iterator[StreamFrame]:
         clock = 0.0  # source-clock time of the last frame yielded or skipped

@@ -176,6 +176,10 @@ def test_sources_are_recognised_and_bad_ones_named(arranged, tmp_path):
         next(watch(m, "-", LABELS, reconnect=True))
     with pytest.raises(UsageError):
         next(watch(m, "-", LABELS, every=0))
+    empty = tmp_path / "x.ts"
+    empty.write_bytes(b"")
+    with pytest.raises(UsageError, match=r"x\.ts: cannot open \(no container format 'nosuchfmt'\)"):
+        next(watch(m, str(empty), LABELS, format="nosuchfmt"))  # a usage error: not retried
     # Nothing listens on this port: three quick attempts, then one line naming the URL.
     with pytest.raises(VideoError, match=r"http://127\.0\.0\.1:9/x\.ts: cannot open .*gave up after 3"):
         next(watch(m, "http://127.0.0.1:9/x.ts", LABELS, backoff=0.01, max_retries=2, **LIVE))
