@@ -177,22 +177,26 @@ class _Video:
     """An open video stream plus what sampling needs to know about it."""
 
     def __init__(self, path: str | os.PathLike, options: dict[str, str] | None = None):
-        import av
-
         self.path = _check_path(path)
-        try:
-            # One of the shared clips has non-UTF-8 metadata; never fail on metadata.
-            self.container = av.open(self.path, metadata_errors="replace", options=options or {})
-        except av.error.FFmpegError as exc:
-            raise VideoError(f"{self.path}: not a video FFmpeg can read, or corrupt "
-                             f"({_av_error_cause(exc)})") from None
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise VideoError(f"{self.path}: cannot open ({exc})") from None
+        self._options = options or {}
+        self.container = self._open()
         try:
             self._init_stream()
         except BaseException:
             self.container.close()
             raise
+
+    def _open(self) -> Any:
+        import av
+
+        try:
+            # One of the shared clips has non-UTF-8 metadata; never fail on metadata.
+            return av.open(self.path, metadata_errors="replace", options=self._options)
+        except av.error.FFmpegError as exc:
+            raise VideoError(f"{self.path}: not a video FFmpeg can read, or corrupt "
+                             f"({_av_error_cause(exc)})") from None
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise VideoError(f"{self.path}: cannot open ({exc})") from None
 
     def _init_stream(self) -> None:
         c = self.container
@@ -273,10 +277,9 @@ class _Video:
         self._eof = False
 
     def _reopen(self) -> None:
-        import av
-
+        """Open the file again (same demuxer options): for streams that cannot seek back to 0."""
         self.container.close()
-        self.container = av.open(self.path, metadata_errors="replace")
+        self.container = self._open()
         self.stream = self.container.streams.video[0]
         self.stream.thread_type = "AUTO"
 

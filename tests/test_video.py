@@ -330,6 +330,22 @@ def test_error_not_a_video(tmp_path):
     _assert_video_error(path, "not a video")
 
 
+def test_reopen_keeps_options_and_reports_one_line(tmp_path, monkeypatch):
+    # The sequential fallback reopens the file: with the caller's demuxer options, and a file gone
+    # in the meantime is a VideoError naming it, not an FFmpeg traceback.
+    path = make_test_video(tmp_path / "clip.mp4", num_frames=4)
+    opened = []
+    real_open = av.open
+    monkeypatch.setattr(av, "open", lambda *a, **kw: opened.append(kw.get("options")) or real_open(*a, **kw))
+    with V._Video(path, options={"probesize": "100000"}) as video:
+        video._reopen()
+        assert opened == [{"probesize": "100000"}] * 2
+        path.unlink()
+        with pytest.raises(VideoError, match="not a video FFmpeg can read") as err:
+            video._reopen()
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
 def test_error_audio_only(tmp_path):
     _assert_video_error(write_audio(tmp_path / "sound.m4a"), "audio-only")
     _assert_video_error(write_audio(tmp_path / "sound.wav"), "audio-only")
