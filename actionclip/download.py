@@ -29,7 +29,7 @@ import types
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Mapping
+from typing import TYPE_CHECKING, BinaryIO, Iterator, Mapping
 
 from actionclip import __version__
 from actionclip.errors import CheckpointError, DownloadError, UsageError
@@ -241,35 +241,34 @@ class _NoConnection(Exception):
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Exclusive inter-process lock on ``path`` (created if missing), held for the block.
+def _locked(f: BinaryIO) -> Iterator[None]:
+    """Exclusive inter-process lock on the open lock file ``f``, held for the block.
 
     The lock file is left in place: deleting it would race with a process about to lock it.
     """
-    with open(path, "a+b") as f:
-        try:
-            import fcntl
-        except ImportError:  # Windows
-            import msvcrt
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
 
-            f.seek(0)
-            while True:
-                try:
-                    msvcrt.locking(f.fileno(), msvcrt.LK_LOCK, 1)
-                    break
-                except OSError:
-                    continue
+        f.seek(0)
+        while True:
             try:
-                yield
-            finally:
-                f.seek(0)
-                msvcrt.locking(f.fileno(), msvcrt.LK_UNLCK, 1)
-            return
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+                msvcrt.locking(f.fileno(), msvcrt.LK_LOCK, 1)
+                break
+            except OSError:
+                continue
         try:
             yield
         finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+            f.seek(0)
+            msvcrt.locking(f.fileno(), msvcrt.LK_UNLCK, 1)
+        return
+    fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def _progress_bar(target: _Target, progress: bool | None):
@@ -489,10 +488,11 @@ def download(
         )
     try:
         target.path.parent.mkdir(parents=True, exist_ok=True)
+        lock_file = open(target.lock, "a+b")  # created if missing
     except OSError as exc:
-        raise DownloadError(f"cannot create the model cache {target.path.parent}: {exc.strerror or exc}") from exc
+        raise DownloadError(f"cannot write to the model cache {target.path.parent}: {exc.strerror or exc}") from exc
 
-    with _locked(target.lock):
+    with lock_file, _locked(lock_file):
         # Another process may have finished this file while we waited for the lock.
         if not force and target.path.exists():
             problem = _cache_problem(target)

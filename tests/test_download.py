@@ -307,6 +307,17 @@ def test_http_404_is_a_clear_error_without_retries(server):
     assert _leftovers(spec) == []
 
 
+def test_unwritable_lock_file_is_a_download_error(server):
+    # The lock file cannot be opened (here: a directory in its place; a read-only cache alike).
+    spec = _spec(server.url())
+    dl.cache_dir().mkdir(parents=True, exist_ok=True)
+    (dl.cache_dir() / f"{spec.filename}.lock").mkdir()
+    with pytest.raises(DownloadError, match="cannot write to the model cache") as err:
+        dl.download(spec)
+    assert str(dl.cache_dir()) in str(err.value)
+    assert server.gets() == 0
+
+
 def test_unreachable_server_fails_fast_with_where_to_put_the_file():
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
