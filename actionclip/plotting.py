@@ -7,6 +7,7 @@ imported only when a plot is made. With many labels only the ``max_lanes`` most 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from dataclasses import dataclass
@@ -121,13 +122,19 @@ def plot_timeline(
         return int(round(x0)), int(round(h_px - y1)), int(round(x1)), int(round(h_px - y0))
 
     layout = PlotLayout(path, (w_px, h_px), {l: box(ax) for l, ax in zip(labels, lane_axes)}, colors, box(strip))
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp.png")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(tmp, format="png", dpi=dpi)
         os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):  # the folder itself may be what is missing
+            tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):  # an unwritable place: one line naming the output
+            from actionclip.errors import UsageError
+
+            raise UsageError(f"{path}: cannot write ({exc.strerror or exc})") from None
+        raise
     return layout
 
 

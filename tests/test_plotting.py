@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from actionclip.errors import UsageError
 from actionclip.plotting import plot_timeline
 from actionclip.timeline import TimelineResult, find_segments
 
@@ -76,3 +77,12 @@ def test_many_labels_keep_the_detected_ones_and_the_highest(tmp_path):
     layout = plot_timeline(_result(labels, scores), tmp_path / "many.png", max_lanes=5, dpi=50)
     assert list(layout.lanes) == ["label 3", "label 26", "label 27", "label 28", "label 29"]
     assert Image.open(tmp_path / "many.png").size == layout.size
+
+
+def test_an_unwritable_place_is_one_line_naming_the_png(tmp_path):
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file where the output folder should be")
+    result = _result(["a"], np.full((4, 1), 0.9))
+    with pytest.raises(UsageError, match=r"taken/t\.png: cannot write"):
+        plot_timeline(result, blocker / "t.png")
+    assert [p.name for p in tmp_path.iterdir()] == ["taken"]

@@ -284,6 +284,14 @@ def test_save_writes_all_files_and_they_agree(segments_timeline, tmp_path):
     assert json.loads(result.to_json())["stats"]["frames_encoded"] == result.stats["frames_encoded"]
 
 
+def test_save_to_an_unwritable_place_is_one_line_naming_the_file(segments_timeline, tmp_path):
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file where the output folder should be")
+    with pytest.raises(UsageError, match=r"taken/seg\.windows\.csv: cannot write"):
+        segments_timeline.save(blocker / "seg", plot=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]  # no temporary file left behind
+
+
 def test_annotated_video_shows_the_label(segments_timeline, segments_video, tmp_path):
     import av
 
