@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from actionclip.datasets import Sample, VideoDataset, read_sample_frames, sample_length
+from actionclip.errors import UsageError
 
 __all__ = ["EvalReport", "evaluate", "prepare_views", "save_confusion_png"]
 
@@ -76,7 +77,8 @@ class EvalReport:
 
     def save_json(self, path: str | os.PathLike) -> Path:
         """Write the whole report as JSON, atomically."""
-        return _atomic_write(Path(path), json.dumps(self.to_dict(), indent=1, ensure_ascii=False).encode("utf-8"))
+        data = json.dumps(self.to_dict(), indent=1, ensure_ascii=False).encode("utf-8")
+        return _atomic_write(Path(path), lambda tmp: tmp.write_bytes(data))
 
     def save_confusion(self, path: str | os.PathLike) -> Path:
         return save_confusion_png(self.confusion, self.classes, path, title=self._title())
@@ -93,12 +95,16 @@ class EvalReport:
         return "\n".join(lines)
 
 
-def _atomic_write(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+def _atomic_write(path: Path, write: Callable[[Path], Any]) -> Path:
+    """``write(tmp)`` into a temporary name beside ``path``, then rename it into place; an unwritable
+    folder or a full disk is a one-line error naming ``path``, never a half-written file."""
+    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
     try:
-        tmp.write_bytes(data)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write(tmp)
         os.replace(tmp, path)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write it ({exc.strerror or exc})") from None
     finally:
         tmp.unlink(missing_ok=True)
     return path
@@ -130,14 +136,7 @@ def save_confusion_png(confusion: np.ndarray, classes: Sequence[str], path: str 
     if title:
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp.png")
-    try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return _atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
 
 
 def prepare_views(model: Any, sample: Sample, frames: int, clips: int = 1, crops: int = 1):

@@ -123,7 +123,10 @@ def export_onnx(
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise UsageError(f"--onnx {directory}: exists and is not a directory")
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--onnx {directory}: cannot create the folder ({exc.strerror or exc})") from None
     stem = stem or default_stem(model)
     # Export in fp32 on CPU whatever the model runs in: ONNX Runtime's CPU kernels are fp32, and the
     # parity contract (<= 1e-4) is against the fp32 torch model.

@@ -61,7 +61,7 @@ def load_data(args: argparse.Namespace, subset: str | None):
     if subset == "all":
         return ds
     novel = read_labels(args.novel) if args.novel else None
-    base_ds, novel_ds = split_classes(ds, novel=novel, novel_fraction=args.novel_fraction or 0.5,
+    base_ds, novel_ds = split_classes(ds, novel=novel, novel_fraction=0.5 if args.novel_fraction is None else args.novel_fraction,
                                       seed=args.split_seed)
     return base_ds if subset == "base" else novel_ds
 
@@ -95,11 +95,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from actionclip.datasets import split_dataset
+    from actionclip.errors import UsageError
     from actionclip.evaluate import evaluate
     from actionclip.templates import resolve_templates
 
     ds = load_data(args, args.subset)
+    out = Path(args.out)
+    try:  # before the long evaluation, not after it
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{out}: cannot create the output folder ({exc.strerror or exc})") from None
     subset = args.subset or ("novel" if has_class_split(args) else "all")
     if args.val_list:
         ds = split_dataset(ds, val_list=args.val_list)[1]
@@ -108,9 +116,6 @@ def run(args: argparse.Namespace) -> int:
     report = evaluate(model, ds, templates=templates, frames=args.frames, clips=args.clips, crops=args.crops,
                       batch_size=args.batch_size, workers=args.workers, processes=args.processes, progress=not args.quiet,
                       settings={"model": args.model, "subset": subset})
-    from pathlib import Path
-
-    out = Path(args.out)
     json_path = report.save_json(out / "report.json")
     png_path = report.save_confusion(out / "confusion.png")
     print(f"{args.data}: {len(ds.classes)} classes" + (f" ({subset})" if subset != "all" else ""))
