@@ -422,6 +422,8 @@ def split_classes(
     ``novel`` names the novel classes; otherwise a seeded ``novel_fraction`` of the classes with
     clips. A model fine-tuned on base is then evaluated zero-shot on novel.
     """
+    if novel is None and not 0.0 < novel_fraction < 1.0:
+        raise UsageError(f"novel fraction must be between 0 and 1, got {novel_fraction}")
     present = sorted({s.label for s in dataset.samples})
     if novel is None:
         order = list(present)
