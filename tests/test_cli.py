@@ -355,6 +355,23 @@ def test_output_file_is_locked_against_a_second_run(ckpt, clips, tmp_path):
     ResultsFile(out).close()  # released
 
 
+def test_output_file_write_failure_is_one_line(ckpt, clips, tmp_path, monkeypatch, capsys):
+    import errno
+
+    from actionclip.commands import classify
+
+    def disk_full(fd, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(classify.os, "write", disk_full)
+    out = tmp_path / "results.jsonl"
+    args = ["classify", str(clips["a"]), *_text_args(), "--model", str(ckpt), "--output", str(out)]
+    assert main(args) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == f"actionclip: error: {out}: cannot write results file: No space left on device"
+    assert "Traceback" not in "\n".join(err)
+
+
 # ----------------------------------------------------------------------------------------------
 # models, download, --help
 

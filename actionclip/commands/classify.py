@@ -251,12 +251,15 @@ class ResultsFile:
     def append(self, record: dict[str, Any]) -> None:
         """Append one record as one line, durably."""
         line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
-        os.lseek(self._fd, 0, os.SEEK_END)
-        view = memoryview(line)
-        while view:  # os.write may write less than asked (signals, pipes); finish the line
-            written = os.write(self._fd, view)
-            view = view[written:]
-        os.fsync(self._fd)
+        try:
+            os.lseek(self._fd, 0, os.SEEK_END)
+            view = memoryview(line)
+            while view:  # os.write may write less than asked (signals, pipes); finish the line
+                written = os.write(self._fd, view)
+                view = view[written:]
+            os.fsync(self._fd)
+        except OSError as exc:  # disk full, I/O error: a cut line is dropped on the next open
+            raise UsageError(f"{self.path}: cannot write results file: {exc.strerror or exc}") from None
         self.records.append(record)
 
     def close(self) -> None:
