@@ -343,6 +343,11 @@ def test_cli_timeline_writes_outputs_and_reports_errors(tiny_or_meanp, tmp_path,
     assert len(err) == 1 and "missing.mp4" in err[0]
     assert main(["timeline", str(path), "--model", str(tiny_or_meanp), "--text", "a", "--text", "a"]) == 1
     assert "duplicate" in capsys.readouterr().err
+    (tmp_path / "taken").write_text("a file where the output folder should be")
+    for bad in (["--out", str(tmp_path / "taken" / "x")], ["--annotate", str(tmp_path / "taken" / "x.mp4")]):
+        assert main(["timeline", str(path), "--model", str(tiny_or_meanp), "--text", "a", *bad]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "taken/x" in err[0] and "cannot write" in err[0]
 
 
 @pytest.fixture

@@ -91,6 +91,20 @@ def _fmt_time(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:04.1f}" if h else f"{m}:{s:04.1f}"
 
 
+def _check_writable(path: Path) -> None:
+    """Fail at once, in one line, when ``path``'s folder cannot be made or written."""
+    import os
+
+    from actionclip.errors import UsageError
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise UsageError(f"{path}: cannot write (no write permission on {path.parent})")
+
+
 def run(args: argparse.Namespace) -> int:
     from actionclip.timeline import timeline
 
@@ -98,6 +112,9 @@ def run(args: argparse.Namespace) -> int:
         from actionclip.errors import VideoError
 
         raise VideoError(f"{args.video}: no such file")
+    prefix = args.out or str(Path(args.video).with_suffix(""))
+    for target in [Path(prefix + ".windows.csv")] + ([Path(args.annotate)] if args.annotate else []):
+        _check_writable(target)  # before the (long) scoring, not after it
     model, labels, templates = load_for_detection(args)
     progress, bar = None, None
     if sys.stderr.isatty() and not args.json:
@@ -119,7 +136,6 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
-    prefix = args.out or str(Path(args.video).with_suffix(""))
     paths = result.save(prefix, plot=not args.no_plot)
     if args.annotate:
         from actionclip.annotate import annotate_video
