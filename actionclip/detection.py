@@ -94,12 +94,15 @@ class IndependentScorer:
         label_emb: "torch.Tensor | None" = None,
     ) -> None:
         from actionclip.errors import UsageError
+        from actionclip.templates import label_key
 
         self.labels = list(labels)
         self.background = list(BACKGROUND_PROMPTS if background is None else background)
         if not self.background:
             raise UsageError("background prompts: at least one is needed for independent scores")
-        clash = sorted(set(self.labels) & set(self.background))
+        # Compared as the tokenizer sees them: "A  Person" and "a person" are one prompt to the model.
+        background_keys = {label_key(b) for b in self.background}
+        clash = sorted(l for l in self.labels if label_key(l) in background_keys)
         if clash:
             raise UsageError(f"label {clash[0]!r}: also a background prompt, its score would be 0.5")
         self.model = model

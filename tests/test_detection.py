@@ -99,6 +99,8 @@ def test_scorer_encodes_text_once_and_rejects_a_label_that_is_a_background_promp
     assert len(model.calls) == 2  # no text re-encoding per call
     with pytest.raises(UsageError, match="'something'"):
         IndependentScorer(model, ["something"], background=["something"])
+    with pytest.raises(UsageError, match="'A  Person'"):  # the same prompt once lower-cased and folded
+        IndependentScorer(model, ["walking", "A  Person"])
     with pytest.raises(UsageError):
         IndependentScorer(model, ["a"], background=[])
     assert len(BACKGROUND_PROMPTS) >= 3
