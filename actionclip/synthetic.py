@@ -16,9 +16,10 @@ half-written video.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -53,10 +54,18 @@ def _default_pix_fmt(codec: str, width: int, height: int) -> str:
     return "yuv420p"
 
 
-def _atomic_target(path: Path) -> tuple[Path, Path]:
+@contextlib.contextmanager
+def _atomic_output(path: Path) -> Iterator[Path]:
+    """A temporary name to write; renamed to ``path`` when the block succeeds, removed otherwise."""
     path.parent.mkdir(parents=True, exist_ok=True)
     # Same directory (rename stays atomic), same extension (FFmpeg picks muxers by it).
-    return path, path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
+    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def write_video(
@@ -98,40 +107,34 @@ def write_video(
 
     path = Path(path)
     codec = codec or DEFAULT_CODECS.get(path.suffix.lower(), "libx264")
-    target, tmp = _atomic_target(path)
     rate = Fraction(fps).limit_denominator(1001 * 1000)
     time_base = Fraction(1, 1000) if pts is not None else None
-    try:
-        # The temporary name may not carry a muxer-friendly extension in every case; say it.
-        fmt = container_format or _muxer_for(path.suffix.lower())
-        with av.open(str(tmp), "w", format=fmt) as container:
-            stream = None
-            for i, frame in enumerate(frames):
-                frame = np.ascontiguousarray(frame, dtype=np.uint8)
-                if frame.ndim != 3 or frame.shape[2] != 3:
-                    raise ValueError(f"frame {i} has shape {frame.shape}, expected [H, W, 3]")
-                if stream is None:
-                    stream = _add_stream(container, codec, rate, frame, pix_fmt, gop, options)
-                    if time_base is not None:
-                        stream.codec_context.time_base = time_base
-                        stream.time_base = time_base
-                    if rotation:
-                        stream.set_display_rotation(float(rotation))
-                video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
-                if pts is not None:
-                    video_frame.pts = round(pts[i] / time_base)
-                    video_frame.time_base = time_base
-                for packet in stream.encode(video_frame):
-                    container.mux(packet)
+    # The temporary name may not carry a muxer-friendly extension in every case; say it.
+    fmt = container_format or _muxer_for(path.suffix.lower())
+    with _atomic_output(path) as tmp, av.open(str(tmp), "w", format=fmt) as container:
+        stream = None
+        for i, frame in enumerate(frames):
+            frame = np.ascontiguousarray(frame, dtype=np.uint8)
+            if frame.ndim != 3 or frame.shape[2] != 3:
+                raise ValueError(f"frame {i} has shape {frame.shape}, expected [H, W, 3]")
             if stream is None:
-                raise ValueError(f"no frames to write to {path}")
-            for packet in stream.encode():
+                stream = _add_stream(container, codec, rate, frame, pix_fmt, gop, options)
+                if time_base is not None:
+                    stream.codec_context.time_base = time_base
+                    stream.time_base = time_base
+                if rotation:
+                    stream.set_display_rotation(float(rotation))
+            video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            if pts is not None:
+                video_frame.pts = round(pts[i] / time_base)
+                video_frame.time_base = time_base
+            for packet in stream.encode(video_frame):
                 container.mux(packet)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return target
+        if stream is None:
+            raise ValueError(f"no frames to write to {path}")
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
 
 
 def _muxer_for(suffix: str) -> str | None:
@@ -257,41 +260,36 @@ def make_long_video(
     path = Path(path)
     gop = max(1, round(gop_seconds * fps))
     total = max(1, round(seconds * fps))
-    target, tmp = _atomic_target(path)
     rate = Fraction(fps).limit_denominator(1001 * 1000)
     opts = {"preset": "ultrafast", "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0"}
     opts.update(options or {})
-    try:
-        with av.open(str(tmp), "w", format=_muxer_for(path.suffix.lower())) as container:
-            stream = _add_stream(container, "libx264", rate, counter_frame(0, size), None, None, opts)
-            stream.codec_context.gop_size = gop
-            encoded = []
-            for i in range(min(gop, total)):
-                frame = av.VideoFrame.from_ndarray(counter_frame(i, size), format="rgb24")
-                frame.pts = i
-                frame.time_base = 1 / rate
-                encoded += stream.encode(frame)
-            encoded += stream.encode()
-            # Keep bytes, not Packets: muxing hands a packet's buffer over to FFmpeg.
-            gop_packets = [(bytes(p), p.pts, p.dts, p.is_keyframe, p.duration) for p in encoded]
-            tb = encoded[0].time_base
-            step = round(gop / rate / tb)  # one GOP in stream time-base units
-            for start in range(0, total, gop):
-                offset = (start // gop) * step
-                for k, (data, pts, dts, key, duration) in enumerate(gop_packets):
-                    if start + k >= total:
-                        break
-                    packet = av.Packet(data)
-                    packet.pts, packet.dts = pts + offset, dts + offset
-                    packet.time_base, packet.stream = tb, stream
-                    packet.is_keyframe = key
-                    packet.duration = duration
-                    container.mux(packet)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return target
+    fmt = _muxer_for(path.suffix.lower())
+    with _atomic_output(path) as tmp, av.open(str(tmp), "w", format=fmt) as container:
+        stream = _add_stream(container, "libx264", rate, counter_frame(0, size), None, None, opts)
+        stream.codec_context.gop_size = gop
+        encoded = []
+        for i in range(min(gop, total)):
+            frame = av.VideoFrame.from_ndarray(counter_frame(i, size), format="rgb24")
+            frame.pts = i
+            frame.time_base = 1 / rate
+            encoded += stream.encode(frame)
+        encoded += stream.encode()
+        # Keep bytes, not Packets: muxing hands a packet's buffer over to FFmpeg.
+        gop_packets = [(bytes(p), p.pts, p.dts, p.is_keyframe, p.duration) for p in encoded]
+        tb = encoded[0].time_base
+        step = round(gop / rate / tb)  # one GOP in stream time-base units
+        for start in range(0, total, gop):
+            offset = (start // gop) * step
+            for k, (data, pts, dts, key, duration) in enumerate(gop_packets):
+                if start + k >= total:
+                    break
+                packet = av.Packet(data)
+                packet.pts, packet.dts = pts + offset, dts + offset
+                packet.time_base, packet.stream = tb, stream
+                packet.is_keyframe = key
+                packet.duration = duration
+                container.mux(packet)
+    return path
 
 
 def vfr_times(num_frames: int, fps: float) -> list[float]:
@@ -311,26 +309,20 @@ def write_audio(path: str | os.PathLike, seconds: float = 1.0, rate: int = 16000
     path = Path(path)
     codec = {".wav": "pcm_s16le", ".mp3": "mp3", ".m4a": "aac", ".mp4": "aac",
              ".mkv": "aac"}.get(path.suffix.lower(), "aac")
-    target, tmp = _atomic_target(path)
-    try:
-        fmt = {".wav": "wav", ".mp3": "mp3", ".m4a": "mp4", ".mp4": "mp4",
-               ".mkv": "matroska"}.get(path.suffix.lower())
-        with av.open(str(tmp), "w", format=fmt) as container:
-            stream = container.add_stream(codec, rate=rate, layout="mono")
-            n = int(seconds * rate)
-            tone = (np.sin(2 * np.pi * 440 * np.arange(n) / rate) * 0.3 * 32767).astype(np.int16)
-            chunk = 1024
-            for start in range(0, n, chunk):
-                part = tone[start : start + chunk][None, :]
-                frame = av.AudioFrame.from_ndarray(part, format="s16", layout="mono")
-                frame.sample_rate = rate
-                frame.pts = start
-                for packet in stream.encode(frame):
-                    container.mux(packet)
-            for packet in stream.encode():
+    fmt = {".wav": "wav", ".mp3": "mp3", ".m4a": "mp4", ".mp4": "mp4",
+           ".mkv": "matroska"}.get(path.suffix.lower())
+    with _atomic_output(path) as tmp, av.open(str(tmp), "w", format=fmt) as container:
+        stream = container.add_stream(codec, rate=rate, layout="mono")
+        n = int(seconds * rate)
+        tone = (np.sin(2 * np.pi * 440 * np.arange(n) / rate) * 0.3 * 32767).astype(np.int16)
+        chunk = 1024
+        for start in range(0, n, chunk):
+            part = tone[start : start + chunk][None, :]
+            frame = av.AudioFrame.from_ndarray(part, format="s16", layout="mono")
+            frame.sample_rate = rate
+            frame.pts = start
+            for packet in stream.encode(frame):
                 container.mux(packet)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return target
+        for packet in stream.encode():
+            container.mux(packet)
+    return path

@@ -330,6 +330,15 @@ def test_error_not_a_video(tmp_path):
     _assert_video_error(path, "not a video")
 
 
+def test_failed_write_leaves_nothing_behind(tmp_path):
+    frames = [np.zeros((16, 16, 3), np.uint8), np.zeros((8, 8), np.uint8)]  # the second is bad
+    with pytest.raises(ValueError, match="frame 1"):
+        write_video(tmp_path / "out" / "bad.mp4", frames)
+    with pytest.raises(ValueError, match="no frames"):
+        write_video(tmp_path / "out" / "empty.mkv", [])
+    assert list((tmp_path / "out").iterdir()) == []
+
+
 def test_reopen_keeps_options_and_reports_one_line(tmp_path, monkeypatch):
     # The sequential fallback reopens the file: with the caller's demuxer options, and a file gone
     # in the meantime is a VideoError naming it, not an FFmpeg traceback.
