@@ -193,6 +193,16 @@ def watch(
     frames_q: queue.Queue = queue.Queue(maxsize=max(1, queue_size))
     dropped = [0]
 
+    def hand_over(item: Any) -> None:
+        # Blocks while the queue is full, but never after the consumer has gone (it stops the stream
+        # on the way out): a reader stuck on a full queue nobody drains would outlive the generator.
+        while not stream.stopped:
+            try:
+                frames_q.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                pass
+
     def read() -> None:
         try:
             for frame in stream:
@@ -206,9 +216,9 @@ def watch(
                             dropped[0] += 1
                         except queue.Empty:
                             pass
-            frames_q.put(_END)
+            hand_over(_END)
         except BaseException as exc:  # handed to the consumer, raised there
-            frames_q.put(exc)
+            hand_over(exc)
 
     reader = threading.Thread(target=read, name="actionclip-watch-reader", daemon=True)
     reader.start()
