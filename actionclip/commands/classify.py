@@ -430,8 +430,9 @@ def _classify_all(args, model, videos, labels, templates, frames, key, results_f
     with _inference_mode(args):
         label_emb = model.encode_labels(labels, templates)  # once per run: [K, L, D]
         bar = tqdm(total=len(videos), unit="video", file=sys.stderr, disable=not sys.stderr.isatty(), leave=False)
-        with bar:
-            prepared = prefetch(prepare, videos, workers=workers, ahead=max(2, 2 * workers, batch_size + workers))
+        prepared = prefetch(prepare, videos, workers=workers, ahead=max(2, 2 * workers, batch_size + workers))
+        # closing: an error that ends the run (results file unwritable) stops the decoders at once.
+        with bar, contextlib.closing(prepared):
             for batch in _batches(prepared, batch_size):
                 first = batch[0][1]
                 if isinstance(first, BaseException):
