@@ -217,7 +217,10 @@ def _cache_problem(target: _Target) -> str | None:
     expected = target.sha256 or (record or {}).get("sha256")
     if expected is None:
         return None  # placed by hand, nothing to check it against: the loader will judge it
-    actual = _sha256_file(path).hexdigest()
+    try:
+        actual = _sha256_file(path).hexdigest()
+    except OSError as exc:  # e.g. another user's file: unusable, like a corrupt one
+        return f"{path} cannot be read ({exc.strerror or exc})"
     if actual != expected:
         return f"{path} has sha256 {actual}, expected {expected} (corrupt)"
     _write_record(target, actual)

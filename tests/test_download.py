@@ -364,6 +364,21 @@ def test_file_placed_by_hand_is_verified_once(server, monkeypatch):
     assert server.gets() == 0
 
 
+def test_unreadable_cached_file_offline_is_a_clear_error(server, monkeypatch):
+    spec = _spec(server.url())
+    monkeypatch.setenv("ACTIONCLIP_OFFLINE", "1")
+    dl.cache_dir().mkdir(parents=True, exist_ok=True)
+    dl.cached_path(spec).write_bytes(PAYLOAD)
+
+    def unreadable(path, limit=None):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(dl, "_sha256_file", unreadable)
+    with pytest.raises(DownloadError, match="cannot be read \\(Permission denied\\)") as err:
+        dl.resolve(spec)
+    assert str(dl.cached_path(spec)) in str(err.value) and "\n" not in str(err.value)
+
+
 def test_file_placed_by_hand_with_wrong_content_is_rejected_offline(server, monkeypatch):
     spec = _spec(server.url())
     monkeypatch.setenv("ACTIONCLIP_OFFLINE", "1")
