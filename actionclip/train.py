@@ -313,10 +313,14 @@ def _save(model, path: Path, *, epoch: int, optimizer, scaler, state: dict[str, 
                                train_state=train_state)
 
 
-def _copy_atomic(src: Path, dst: Path) -> None:
+def _replace_atomic(dst: Path, write: Callable[[Path], Any]) -> None:
+    """``write(tmp)`` beside ``dst``, then rename: ``dst`` is never half-written, no temp file stays."""
     tmp = dst.with_name(f".{dst.name}.tmp")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+    try:
+        write(tmp)
+        os.replace(tmp, dst)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _append_log(path: Path, record: dict[str, Any]) -> None:
@@ -376,7 +380,10 @@ def train(
     last_path = out / LAST
     resuming = resume and last_path.is_file()
     if ddp.main:
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"{out}: cannot create the output folder ({exc.strerror or exc})") from None
 
     if resuming:
         model = load(last_path, device="cpu", frames=config.frames)
@@ -428,7 +435,8 @@ def train(
             step_module, device_ids=[device.index] if device.type == "cuda" else None)
 
     if ddp.main:
-        (out / "classes.txt").write_text("".join(c + "\n" for c in train_set.classes), encoding="utf-8")
+        classes_text = "".join(c + "\n" for c in train_set.classes)
+        _replace_atomic(out / "classes.txt", lambda tmp: tmp.write_text(classes_text, encoding="utf-8"))
         say(f"training {model.name or 'model'} on {len(train_set)} clips / {len(train_set.classes)} classes: "
             f"{config.epochs} epochs x {steps_per_epoch} steps, global batch {global_batch}"
             f"{f' x {config.accum_steps} accumulated' if config.accum_steps > 1 else ''}, "
@@ -507,7 +515,7 @@ def train(
                                 for k, v in dataclasses.asdict(config).items()}}
             _save(model, last_path, epoch=epoch + 1, optimizer=optimizer, scaler=scaler, state=state)
             if improved:
-                _copy_atomic(last_path, out / BEST)
+                _replace_atomic(out / BEST, lambda tmp: shutil.copyfile(last_path, tmp))
                 best_path = out / BEST
             _append_log(out / LOG, record)
             say(_format_record(record))
