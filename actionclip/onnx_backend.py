@@ -175,6 +175,18 @@ class OnnxActionCLIP:
         if meta.get("format") != "actionclip-onnx":
             raise CheckpointError(f"{self.metadata_path}: not ActionCLIP ONNX metadata")
         self.meta = meta
+        try:  # before the graphs load: a hand-edited or truncated JSON is one line, not a KeyError later
+            self.name = meta.get("name")
+            self.num_frames = int(meta["frames"])
+            self.fusion_type = meta["fusion"]
+            self.input_resolution = int(meta["resolution"])
+            self.embed_dim = int(meta["embed_dim"])
+            self.context_length = int(meta["context_length"])
+            self.logit_scale = float(meta["logit_scale"])
+            self.mean, self.std = meta["mean"], meta["std"]
+            self.inputs = dict(meta["inputs"])  # graph -> its input name
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"{self.metadata_path}: incomplete ONNX metadata ({exc!r})") from None
         files = meta.get("int8_files") if int8 else meta.get("files")
         if not files:
             raise CheckpointError(f"{self.metadata_path}: export has no int8 graphs (export again with --int8)")
@@ -201,14 +213,6 @@ class OnnxActionCLIP:
             except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
                 raise CheckpointError(f"{path}: ONNX Runtime cannot load it ({str(exc).splitlines()[0]})") from None
         self.precision = "int8" if int8 else "fp32"
-        self.name = meta.get("name")
-        self.num_frames = int(meta["frames"])
-        self.fusion_type = meta["fusion"]
-        self.input_resolution = int(meta["resolution"])
-        self.embed_dim = int(meta["embed_dim"])
-        self.context_length = int(meta["context_length"])
-        self.logit_scale = float(meta["logit_scale"])
-        self.mean, self.std = meta["mean"], meta["std"]
         self.providers = self.sessions["image_clip"].get_providers()
 
     def __repr__(self) -> str:
@@ -216,7 +220,7 @@ class OnnxActionCLIP:
                 f"{self.precision}, {self.providers[0]})")
 
     def _run(self, graph: str, array: np.ndarray) -> np.ndarray:
-        name = self.meta["inputs"][graph]
+        name = self.inputs[graph]
         return self.sessions[graph].run(None, {name: array})[0]
 
     # --- embeddings -------------------------------------------------------------------------------
