@@ -106,18 +106,23 @@ class VideoDataset:
         Used for base-to-novel evaluation: train on base classes, evaluate on the novel ones with
         only the novel label texts as candidates.
         """
-        old = [self._index_of(c) for c in classes]
+        old = self._indices_of(classes)
         remap = {o: n for n, o in enumerate(old)}
         samples = [dataclasses.replace(s, label=remap[s.label]) for s in self.samples if s.label in remap]
         return VideoDataset(samples, [self.classes[o] for o in old],
                             [self.class_names[o] for o in old], self.source)
 
-    def _index_of(self, name: str) -> int:
-        key = _norm(name)
+    def _indices_of(self, names: Sequence[str]) -> list[int]:
+        """Class index of each name (label text or original name, any spelling)."""
+        # One table for all names: a lookup per name against every class made a 600-class split slow.
+        keys: dict[str, int] = {}
         for i, (text, original) in enumerate(zip(self.classes, self.class_names)):
-            if key in (_norm(text), _norm(original)):
-                return i
-        raise UsageError(f"{self.source or 'dataset'}: no class named {name!r}")
+            keys.setdefault(_norm(text), i)
+            keys.setdefault(_norm(original), i)
+        missing = next((n for n in names if _norm(n) not in keys), None)
+        if missing is not None:
+            raise UsageError(f"{self.source or 'dataset'}: no class named {missing!r}")
+        return [keys[_norm(n)] for n in names]
 
 
 def humanize(name: str) -> str:
@@ -431,7 +436,7 @@ def split_classes(
         k = max(1, min(len(order) - 1, round(len(order) * novel_fraction)))
         novel_idx = set(order[:k])
     else:
-        novel_idx = {dataset._index_of(n) for n in novel}
+        novel_idx = set(dataset._indices_of(novel))
     base_idx = [i for i in present if i not in novel_idx]
     if not base_idx or not novel_idx:
         raise UsageError(f"{dataset.source}: a base-to-novel split needs classes on both sides")
