@@ -32,7 +32,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -192,7 +192,6 @@ class ClipSource:
 class _Dist:
     rank: int = 0
     world: int = 1
-    local_rank: int = 0
 
     @property
     def main(self) -> bool:
@@ -212,8 +211,8 @@ def _init_distributed(device_choice: str) -> tuple[_Dist, torch.device]:
         dist.init_process_group("nccl" if want_cuda else "gloo")
     if want_cuda:
         torch.cuda.set_device(local)
-        return _Dist(rank, world, local), torch.device("cuda", local)
-    return _Dist(rank, world, local), torch.device("cpu")
+        return _Dist(rank, world), torch.device("cuda", local)
+    return _Dist(rank, world), torch.device("cpu")
 
 
 class _GatherWithGrad(torch.autograd.Function):
@@ -563,9 +562,3 @@ class _progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
-
-
-def iter_epochs(history: Sequence[dict[str, Any]]) -> Iterator[str]:
-    """Human-readable lines of a training history (for the CLI summary)."""
-    for record in history:
-        yield _format_record(record)
