@@ -421,7 +421,14 @@ def train(
         state = saved.get("train_state", {})
         if state.get("classes") and list(state["classes"]) != list(train_set.classes):
             raise UsageError(f"{last_path}: was trained on other classes; use a new --out or drop --resume")
-        optimizer.load_state_dict(saved["optimizer_state_dict"])
+        if "train_state" not in saved or "optimizer_state_dict" not in saved:
+            raise UsageError(f"{last_path}: not written by 'actionclip train' (no training state); "
+                             "use a new --out or drop --resume")
+        try:
+            optimizer.load_state_dict(saved["optimizer_state_dict"])
+        except ValueError as exc:  # other parameter groups, e.g. --freeze-backbone changed
+            raise UsageError(f"{last_path}: its optimizer state does not fit this run ({exc}); "
+                             "resume with the same options, or use a new --out") from None
         if scaler is not None and "scaler" in state:
             scaler.load_state_dict(state["scaler"])
         start_epoch, step = int(saved.get("epoch", 0)), int(state.get("step", 0))
