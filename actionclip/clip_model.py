@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from actionclip import fastpath
 from actionclip.errors import CheckpointError
 
 # Keys OpenAI's TorchScript archives carry as attributes; they hold no weights.
@@ -157,6 +158,8 @@ class ResidualAttentionBlock(nn.Module):
         self.ln_2 = LayerNorm(width, eps=eps)
 
     def forward(self, x: torch.Tensor, causal: bool = False) -> torch.Tensor:
+        if fastpath.applies():
+            return fastpath.block_forward(self, x, causal)
         x = x + self.attn(self.ln_1(x), causal=causal)
         return x + self.mlp(self.ln_2(x))
 

@@ -1,0 +1,122 @@
+"""The inference fast path (actionclip.fastpath) gives the plain path's numbers and stays out of training.
+
+The folded-QuickGELU MLP runs everywhere (fp32 here); the oneDNN-packed bf16 blocks only where this
+CPU runs bf16 natively, so those tests skip elsewhere (CI machines without AMX/AVX512-BF16).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import actionclip
+from actionclip import fastpath
+from actionclip.tokenizer import tokenize
+
+needs_packing = pytest.mark.skipif(not fastpath.can_prepack_bf16(),
+                                   reason="this CPU has no native bf16 for oneDNN's packed linear")
+
+
+@pytest.fixture()
+def model(tiny_checkpoint):
+    return actionclip.load(tiny_checkpoint)  # our own copy: tests change its weights
+
+
+@pytest.fixture()
+def count_fast_blocks(monkeypatch):
+    calls = []
+    real = fastpath.block_forward
+
+    def spy(block, x, causal):
+        calls.append(causal)
+        return real(block, x, causal)
+
+    monkeypatch.setattr(fastpath, "block_forward", spy)
+    return calls
+
+
+def _towers(model, images, tokens):
+    return model.clip.visual(images.to(model.dtype)).float(), model.encode_tokens(tokens).float()
+
+
+def _plain(monkeypatch, fn):
+    monkeypatch.setenv("ACTIONCLIP_FASTPATH", "0")
+    try:
+        return fn()
+    finally:
+        monkeypatch.delenv("ACTIONCLIP_FASTPATH")
+
+
+def test_folded_mlp_matches_plain_path_in_fp32(model, monkeypatch, count_fast_blocks):
+    torch.manual_seed(0)
+    images = torch.randn(4, 3, model.clip.visual.input_resolution, model.clip.visual.input_resolution)
+    tokens = tokenize(["a photo of action running", "The woman is sitting"])
+    with torch.inference_mode():
+        plain = _plain(monkeypatch, lambda: _towers(model, images, tokens))
+        assert count_fast_blocks == []
+        fast = _towers(model, images, tokens)
+        video = torch.randn(2, model.num_frames, *images.shape[1:])
+        fused_fast = model.encode_video(video)
+        fused_plain = _plain(monkeypatch, lambda: model.encode_video(video))
+    assert False in count_fast_blocks and True in count_fast_blocks  # image and causal text blocks ran fast
+    for a, b in zip(fast, plain):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(fused_fast, fused_plain, atol=1e-5, rtol=1e-5)
+
+
+def test_autograd_takes_the_plain_path_and_trains(model, count_fast_blocks):
+    images = torch.randn(2, 3, model.clip.visual.input_resolution, model.clip.visual.input_resolution)
+    out = model.clip.visual(images)
+    out.square().sum().backward()
+    assert count_fast_blocks == []
+    grad = model.clip.visual.transformer.resblocks[0].mlp.c_fc.weight.grad
+    assert grad is not None and grad.abs().sum() > 0
+
+
+def test_fast_path_leaves_inputs_and_state_dict_alone(model):
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.randn(3, 5, model.clip.visual.transformer.width)
+    kept = x.clone()
+    with torch.no_grad():
+        model.clip.visual.transformer(x)
+    torch.testing.assert_close(x, kept, atol=0, rtol=0)
+    after = model.state_dict()
+    assert after.keys() == before.keys()
+    assert all(torch.equal(after[k], before[k]) for k in before)
+
+
+@needs_packing
+def test_packed_bf16_is_as_accurate_as_plain_bf16(tiny_checkpoint, monkeypatch):
+    torch.manual_seed(1)
+    reference = actionclip.load(tiny_checkpoint)
+    model = actionclip.load(tiny_checkpoint, dtype="bf16")
+    images = torch.randn(8, 3, model.clip.visual.input_resolution, model.clip.visual.input_resolution)
+    tokens = tokenize(["a photo of action running", "The woman is sitting", "swimming"])
+    with torch.inference_mode():
+        exact = _towers(reference, images, tokens)
+        plain = _plain(monkeypatch, lambda: _towers(model, images, tokens))
+        packed = _towers(model, images, tokens)
+        block = model.clip.visual.transformer.resblocks[0]
+        assert block.__dict__.get(fastpath._CACHE_ATTR) is not None  # the packed weights were used
+    for e, p, q in zip(exact, plain, packed):
+        plain_err = (p - e).abs().max().item()
+        packed_err = (q - e).abs().max().item()
+        # Both are one bf16 rounding of the same maths; the packed path must not be noticeably worse.
+        assert packed_err <= 2 * plain_err + 1e-3, (packed_err, plain_err)
+        assert torch.nn.functional.cosine_similarity(q, e).min() > 0.999
+
+
+@needs_packing
+def test_packed_weights_follow_weight_changes(tiny_checkpoint, monkeypatch):
+    model = actionclip.load(tiny_checkpoint, dtype="bf16")
+    x = torch.randn(2, 7, model.clip.visual.transformer.width, dtype=torch.bfloat16)
+    tower = model.clip.visual.transformer
+    with torch.inference_mode():
+        first = tower(x)
+    with torch.no_grad():
+        tower.resblocks[-1].mlp.c_proj.weight.mul_(3)
+    with torch.inference_mode():
+        changed = tower(x)
+        plain = _plain(monkeypatch, lambda: tower(x))
+    assert not torch.allclose(first, changed)
+    torch.testing.assert_close(changed.float(), plain.float(), atol=0.05, rtol=0.02)
