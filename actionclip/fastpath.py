@@ -10,11 +10,12 @@ Two rewrites, used only when autograd is off, that leave the maths unchanged:
 * **oneDNN weight prepacking for bf16 on CPUs with native bf16 (AMX / AVX512-BF16).** ``F.linear``
   reorders the weight into oneDNN's blocked layout on every call; for the 400-row matmuls of an
   8-frame clip that reorder is a third of the time. Each block's four weights are packed once, with
-  ``1.702`` folded into the ``c_fc`` copy and ``1 / 1.702`` into the ``c_proj`` copy, and the SiLU is
-  fused into the ``c_fc`` matmul. A B/32 clip encode goes from ~170 ms to ~140 ms here (benchmarks:
-  docs/speed.md). The packed copies cost one more copy of the blocks' weights (~250 MB for B/32 in
-  bf16); they live beside the parameters, not in ``state_dict()``, and are rebuilt when a weight is
-  changed or moved (keyed by each weight's storage and version counter).
+  ``1.702`` folded into the ``c_fc`` copy so that oneDNN's fused SiLU gives ``silu(1.702 h)``; the
+  ``1 / 1.702`` is applied to ``c_proj``'s output together with the residual add (folding it into
+  the ``c_proj`` weights too would round each of them once more in bf16, for ~2% speed). A B/32 clip encode goes from ~170 ms to ~145 ms here
+  (docs/speed.md). The packed copies cost one more copy of the blocks' weights (~250 MB for B/32
+  in bf16); they live beside the parameters, not in ``state_dict()``, and are rebuilt when a weight
+  is changed or moved (keyed by each weight's storage and version counter).
 
 ``ACTIONCLIP_FASTPATH=0`` turns both off (to compare, or to rule them out when debugging).
 """
@@ -116,7 +117,7 @@ def _packed_weights(block: ResidualAttentionBlock, x: torch.Tensor) -> dict[str,
             "qkv": pack(attn.in_proj_weight, rows), "qkv_bias": attn.in_proj_bias,
             "out": pack(attn.out_proj.weight, rows), "out_bias": attn.out_proj.bias,
             "fc": pack(fc.weight * QUICK_GELU_SCALE, rows), "fc_bias": fc.bias * QUICK_GELU_SCALE,
-            "proj": pack(proj.weight / QUICK_GELU_SCALE, rows), "proj_bias": proj.bias,
+            "proj": pack(proj.weight, rows), "proj_bias": proj.bias,
         }
     block.__dict__[_CACHE_ATTR] = cached  # a plain attribute: not a parameter, buffer or state_dict entry
     return cached
@@ -134,5 +135,6 @@ def _packed_forward(block: ResidualAttentionBlock, w: dict[str, Any], x: torch.T
     attended = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], is_causal=causal)
     x = x + linear(attended.transpose(1, 2).reshape(n, length, width), w["out"], w["out_bias"], "none", [], "")
     y = F.layer_norm(x, (width,), block.ln_2.weight, block.ln_2.bias, block.ln_2.eps)
-    h = linear(y, w["fc"], w["fc_bias"], "swish", [], "")  # swish = SiLU, fused into the matmul
-    return x + linear(h, w["proj"], w["proj_bias"], "none", [], "")
+    h = linear(y, w["fc"], w["fc_bias"], "swish", [], "")  # silu(1.702 h), fused into the matmul
+    out = linear(h, w["proj"], None, "none", [], "")
+    return torch.add(x, out, alpha=1.0 / QUICK_GELU_SCALE).add_(w["proj_bias"])

@@ -42,7 +42,10 @@ def _text_args(labels=LABELS) -> list[str]:
 
 
 def _classify_json(capsys, *args) -> tuple[int, list[dict], str]:
-    code = main(["classify", *map(str, args), "--json"])
+    # fp32 unless a test says otherwise: results are compared with the Python API's fp32 default, and
+    # --dtype auto picks bf16 on CPUs with AMX/AVX512-BF16.
+    dtype = [] if "--dtype" in map(str, args) else ["--dtype", "fp32"]
+    code = main(["classify", *map(str, args), *dtype, "--json"])
     out = capsys.readouterr()
     return code, json_lines(out.out), out.err
 

@@ -90,8 +90,9 @@ def test_packed_bf16_is_as_accurate_as_plain_bf16(tiny_checkpoint, monkeypatch):
     torch.manual_seed(1)
     reference = actionclip.load(tiny_checkpoint)
     model = actionclip.load(tiny_checkpoint, dtype="bf16")
-    images = torch.randn(8, 3, model.clip.visual.input_resolution, model.clip.visual.input_resolution)
-    tokens = tokenize(["a photo of action running", "The woman is sitting", "swimming"])
+    images = torch.randn(64, 3, model.clip.visual.input_resolution, model.clip.visual.input_resolution)
+    tokens = tokenize([t.format(a) for t in ("a photo of action {}", "The woman is {}", "{}", "Human action of {}")
+                       for a in ("running", "sitting", "swimming", "playing the violin")])
     with torch.inference_mode():
         exact = _towers(reference, images, tokens)
         plain = _plain(monkeypatch, lambda: _towers(model, images, tokens))
@@ -99,10 +100,11 @@ def test_packed_bf16_is_as_accurate_as_plain_bf16(tiny_checkpoint, monkeypatch):
         block = model.clip.visual.transformer.resblocks[0]
         assert block.__dict__.get(fastpath._CACHE_ATTR) is not None  # the packed weights were used
     for e, p, q in zip(exact, plain, packed):
-        plain_err = (p - e).abs().max().item()
-        packed_err = (q - e).abs().max().item()
-        # Both are one bf16 rounding of the same maths; the packed path must not be noticeably worse.
-        assert packed_err <= 2 * plain_err + 1e-3, (packed_err, plain_err)
+        # The same maths at the same precision: the packed path may round differently, not worse.
+        # (Mean over 64 images / 16 prompts: a max over a few is too noisy to tell the two apart.)
+        plain_err = (p - e).abs().mean().item()
+        packed_err = (q - e).abs().mean().item()
+        assert packed_err <= 1.5 * plain_err, (packed_err, plain_err)
         assert torch.nn.functional.cosine_similarity(q, e).min() > 0.999
 
 

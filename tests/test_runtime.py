@@ -48,6 +48,11 @@ def test_auto_dtype_follows_native_bf16(monkeypatch, text, expected):
     assert (choice.device, choice.dtype) == ("cpu", expected)
     assert choice.torch_dtype == runtime.torch_dtype(expected)
     assert ("AMX" in choice.reason or "AVX512" in choice.reason)
+    # The CLI's --dtype auto is the same choice (and an explicit one is kept).
+    from actionclip.commands._common import pick_dtype
+
+    assert pick_dtype("auto", "cpu") == runtime.torch_dtype(expected)
+    assert pick_dtype("fp32", "cpu") == torch.float32
 
 
 def test_explicit_choices_and_errors(monkeypatch):

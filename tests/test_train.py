@@ -125,7 +125,7 @@ def test_checkpoint_is_original_format_and_classifies_through_the_cli(trained, d
     video = data["seen"][0].path
     labels = data["seen"].classes
     expected = model.classify(str(video), labels, templates=["{}"])
-    code = main(["classify", str(video), "--model", str(trained.last), "--template", "{}", "--json",
+    code = main(["classify", str(video), "--model", str(trained.last), "--template", "{}", "--dtype", "fp32", "--json",
                  *itertools.chain.from_iterable(("--text", x) for x in labels)])
     assert code == 0
     shown = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

@@ -106,7 +106,7 @@ def add_device_args(p: argparse.ArgumentParser, dtype: bool = True) -> None:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: cuda if available")
     if dtype:
         p.add_argument("--dtype", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
-                       help="compute precision (auto: fp16 on cuda, fp32 on cpu)")
+                       help="compute precision (auto: bf16 where the CPU/GPU runs it natively, else fp16 on cuda, fp32 on cpu)")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -148,12 +148,12 @@ def pick_device(choice: str) -> str:
 
 
 def pick_dtype(choice: str, device: str):
-    """``--dtype`` value -> torch dtype; ``auto`` is fp16 on CUDA, fp32 on CPU."""
-    import torch
+    """``--dtype`` value -> torch dtype. ``auto`` is the fast native choice (see
+    :func:`actionclip.runtime.resolve`): bf16 on CPUs with AMX/AVX512-BF16 and on CUDA cards with
+    bf16, fp16 on older cards, fp32 on other CPUs."""
+    from actionclip import runtime
 
-    if choice == "auto":
-        return torch.float16 if device == "cuda" else torch.float32
-    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[choice]
+    return runtime.resolve(device, choice).torch_dtype
 
 
 def load_model(args: argparse.Namespace, frames: int | None = None) -> Any:
