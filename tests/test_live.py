@@ -208,6 +208,7 @@ def test_watch_command_reads_stdin_and_stops_cleanly_on_ctrl_c(meanp_checkpoint,
         [sys.executable, "-m", "actionclip", "watch", "-", "--model", str(ckpt), "--text", "juggling",
          "--text", "swimming", "--window", "1", "--frames", "4", "--every", "0.5", "--json", "--verbose"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONFAULTHANDLER": "1"},  # a hang below dumps every thread's stack
     )
     try:
         proc.stdin.write(data[: len(data) // 2])  # half the stream, and the pipe stays open
@@ -222,7 +223,13 @@ def test_watch_command_reads_stdin_and_stops_cleanly_on_ctrl_c(meanp_checkpoint,
                 break
         assert len(lines) == 3, "no updates within 60 s"
         proc.send_signal(signal.SIGINT)
-        err = proc.stderr.read() if proc.wait(timeout=30) is not None else b""
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)  # faulthandler prints where each thread is stuck
+            proc.wait(timeout=10)
+            pytest.fail("watch did not stop within 30 s of Ctrl-C:\n" + proc.stderr.read().decode()[-6000:])
+        err = proc.stderr.read()
     finally:
         if proc.poll() is None:
             proc.kill()
