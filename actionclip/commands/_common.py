@@ -136,15 +136,9 @@ def pick_device(choice: str) -> str:
     Raises:
         UsageError: CUDA requested on a machine without it.
     """
-    import torch
+    from actionclip import runtime
 
-    from actionclip.errors import UsageError
-
-    if choice == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda: no CUDA device is available (torch.cuda.is_available() is False)")
-    return choice
+    return runtime.resolve_device(choice)
 
 
 def pick_dtype(choice: str, device: str):
