@@ -136,11 +136,17 @@ class SelfAttention(nn.Module):
         self.out_proj = Linear(width, width)
 
     def forward(self, x: torch.Tensor, causal: bool = False) -> torch.Tensor:
-        n, length, width = x.shape
         qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
+        return self.out_proj(self.attend(qkv, causal))
+
+    def attend(self, qkv: torch.Tensor, causal: bool = False) -> torch.Tensor:
+        """Projected ``[N, L, 3W]`` queries/keys/values -> the heads' outputs ``[N, L, W]`` (before
+        ``out_proj``); shared with :mod:`actionclip.fastpath`, which projects through packed weights."""
+        n, length, width3 = qkv.shape
+        width = width3 // 3
         qkv = qkv.view(n, length, 3, self.heads, width // self.heads).permute(2, 0, 3, 1, 4)
         out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], is_causal=causal)
-        return self.out_proj(out.transpose(1, 2).reshape(n, length, width))
+        return out.transpose(1, 2).reshape(n, length, width)
 
 
 class ResidualAttentionBlock(nn.Module):

@@ -12,8 +12,8 @@ Two rewrites, used only when autograd is off, that leave the maths unchanged:
   8-frame clip that reorder is a third of the time. Each block's four weights are packed once, with
   ``1.702`` folded into the ``c_fc`` copy so that oneDNN's fused SiLU gives ``silu(1.702 h)``; the
   ``1 / 1.702`` is applied to ``c_proj``'s output together with the residual add (folding it into
-  the ``c_proj`` weights too would round each of them once more in bf16, for ~2% speed). A B/32 clip encode goes from ~170 ms to ~145 ms here
-  (docs/speed.md). The packed copies cost one more copy of the blocks' weights (~250 MB for B/32
+  the ``c_proj`` weights too would round each of them once more in bf16, for ~2% speed). A B/32
+  clip encode goes from ~170 ms to ~145 ms here (docs/speed.md). The packed copies cost one more copy of the blocks' weights (~250 MB for B/32
   in bf16); they live beside the parameters, not in ``state_dict()``, and are rebuilt when a weight
   is changed or moved (keyed by each weight's storage and version counter).
 
@@ -125,15 +125,12 @@ def _packed_weights(block: ResidualAttentionBlock, x: torch.Tensor) -> dict[str,
 
 def _packed_forward(block: ResidualAttentionBlock, w: dict[str, Any], x: torch.Tensor, causal: bool) -> torch.Tensor:
     linear = torch.ops.mkldnn._linear_pointwise
-    n, length, width = x.shape
-    heads = block.attn.heads
+    width = x.shape[-1]
     # bf16 layer_norm accumulates in fp32 inside the kernel, so the fp32 round trip of
     # clip_model.LayerNorm (kept for fp16) is not needed here.
     y = F.layer_norm(x, (width,), block.ln_1.weight, block.ln_1.bias, block.ln_1.eps)
-    qkv = linear(y, w["qkv"], w["qkv_bias"], "none", [], "")
-    qkv = qkv.view(n, length, 3, heads, width // heads).permute(2, 0, 3, 1, 4)
-    attended = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], is_causal=causal)
-    x = x + linear(attended.transpose(1, 2).reshape(n, length, width), w["out"], w["out_bias"], "none", [], "")
+    attended = block.attn.attend(linear(y, w["qkv"], w["qkv_bias"], "none", [], ""), causal)
+    x = x + linear(attended, w["out"], w["out_bias"], "none", [], "")
     y = F.layer_norm(x, (width,), block.ln_2.weight, block.ln_2.bias, block.ln_2.eps)
     h = linear(y, w["fc"], w["fc_bias"], "swish", [], "")  # silu(1.702 h), fused into the matmul
     out = linear(h, w["proj"], None, "none", [], "")
