@@ -7,7 +7,10 @@ Quick start::
     model.classify("video.mp4", ["running", "walking", "sitting"])
 
 Heavy modules (torch, PyAV) are imported on first attribute access so that ``import actionclip``
-and ``actionclip --help`` stay fast.
+and ``actionclip --help`` stay fast. The package's folders follow the pipeline (see
+docs/ARCHITECTURE.md): ``video`` (files and streams -> normalised views), ``text`` (labels,
+templates, tokens), ``model`` (views and tokens -> embeddings -> scores), ``loading`` (names and
+files -> models), ``temporal`` (scores over time: timelines, live), ``training``, ``onnx``, ``cli``.
 """
 
 from __future__ import annotations
@@ -19,17 +22,22 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it
 _LAZY = {
-    "ActionCLIP": "actionclip.model",
-    "load": "actionclip.model",
-    "tokenize": "actionclip.tokenizer",
-    "TEMPLATES": "actionclip.templates",
-    "list_models": "actionclip.registry",
-    "read_video": "actionclip.video",
+    "load": "actionclip.loading.load",
+    "ActionCLIP": "actionclip.model.actionclip",
+    "VideoTextModel": "actionclip.model.base",
+    "ModelConfig": "actionclip.model.config",
+    "Preprocessing": "actionclip.video.preprocess",
+    "tokenize": "actionclip.text.tokenizer",
+    "TEMPLATES": "actionclip.text.templates",
+    "list_models": "actionclip.loading.registry",
+    "download": "actionclip.loading.download",
+    "read_video": "actionclip.video.decode",
     "ActionCLIPError": "actionclip.errors",
     "CheckpointError": "actionclip.errors",
     "DownloadError": "actionclip.errors",
     "VideoError": "actionclip.errors",
     "UsageError": "actionclip.errors",
+    "OutputError": "actionclip.errors",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

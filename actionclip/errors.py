@@ -23,3 +23,7 @@ class VideoError(ActionCLIPError):
 
 class UsageError(ActionCLIPError):
     """Bad arguments: empty or duplicate labels, unknown model name, etc."""
+
+
+class OutputError(UsageError):
+    """An output file or folder cannot be written (permission, a file in the way, disk full)."""

@@ -18,9 +18,9 @@ from __future__ import annotations
 import collections
 import concurrent.futures as cf
 from collections.abc import Callable, Iterable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
-__all__ = ["prefetch", "default_workers"]
+__all__ = ["prefetch", "default_workers", "encode_videos"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -108,3 +108,53 @@ def prefetch(
             yield item, result
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def encode_videos(
+    model: Any,
+    items: Iterable[T],
+    prepare: Callable[[T], Any],
+    *,
+    batch_size: int = 1,
+    workers: int | None = None,
+    processes: bool = False,
+) -> Iterator[tuple[list[T], Any]]:
+    """Decode ahead, encode in batches: the loop of ``classify`` on files, ``eval`` and ``index``.
+
+    ``prepare(item)`` gives an item's normalised views ``[V, T, 3, R, R]`` (every item the same V);
+    it runs in ``workers`` threads (or processes) ahead of the model. Yields ``(items, features)``
+    with features ``[B, V, ...]`` for each encoded batch, and ``([item], exception)`` for an item whose
+    preparation failed (or ``(batch, exception)`` when encoding a batch failed), so the caller
+    reports it and goes on. Closing the generator early cancels pending decodes at once.
+    """
+    from actionclip.model.scoring import map_features
+
+    workers = default_workers() if workers is None else workers
+    prepared = prefetch(prepare, items, workers=workers, processes=processes,
+                        ahead=max(2, 2 * workers, batch_size + workers))
+    batch: list[tuple[T, Any]] = []
+
+    def encode(group: list[tuple[T, Any]]) -> tuple[list[T], Any]:
+        members = [item for item, _ in group]
+        try:
+            with model._inference():
+                pixels = model._ops.stack([p for _, p in group])  # [B, V, T, 3, R, R]
+                b, v = pixels.shape[:2]
+                features = model.encode_video(pixels.reshape(b * v, *pixels.shape[2:]))
+                return members, map_features(features, lambda t, k: t.reshape(b, v, *t.shape[t.ndim - k:]))
+        except Exception as exc:  # noqa: BLE001 - reported against the batch's videos
+            return members, exc
+
+    try:
+        for item, result in prepared:
+            if isinstance(result, BaseException):
+                yield [item], result
+                continue
+            batch.append((item, result))
+            if len(batch) >= max(1, batch_size):
+                yield encode(batch)
+                batch = []
+        if batch:
+            yield encode(batch)
+    finally:
+        prepared.close()

@@ -1,16 +1,11 @@
-"""Where and in which precision the model runs: device, dtype, threads, and the GPU fast path.
+"""Where and in which precision the model runs: device, dtype, threads.
 
-``--device auto|cpu|cuda`` and ``--dtype auto|fp32|bf16|fp16`` resolve here, once, with the reason
-for the choice, so every command reports the same thing.  ``auto`` picks bf16 on a CPU only when it
-has native bf16 matrix units (AMX-BF16 or AVX512-BF16, read from ``/proc/cpuinfo``): without them
-PyTorch emulates bf16 GEMMs and they run tens to hundreds of times *slower* than fp32, so fp32 is the
-fast choice there.  On CUDA ``auto`` picks bf16 where the card supports it, else fp16.
-
-The GPU helpers (:func:`to_device`, :func:`maybe_compile`, :class:`CudaGraphEncoder`) are used by the
-benchmark and by batch inference; they are no-ops or clear errors on machines without CUDA.
-
-torch is imported inside functions: command modules call :func:`add_runtime_arguments` at parser
-build time, and ``actionclip --help`` must not pay for importing torch.
+``device`` and ``dtype`` resolve here, once, with the reason for the choice: :func:`actionclip.load`
+and every command (``--device auto|cpu|cuda``, ``--dtype auto|fp32|bf16|fp16``) follow the same rule.
+``auto`` picks bf16 on a CPU only when it has native bf16 matrix units (AMX-BF16 or AVX512-BF16, read
+from ``/proc/cpuinfo``): without them PyTorch emulates bf16 GEMMs and they run tens to hundreds of
+times *slower* than fp32, so fp32 is the fast choice there. On CUDA ``auto`` picks bf16 where the card
+supports it, else fp16. torch is imported inside functions.
 """
 
 from __future__ import annotations
@@ -20,15 +15,14 @@ import os
 import platform
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
+from actionclip.choices import DEVICES
 from actionclip.errors import UsageError
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
 
-DEVICES = ("auto", "cpu", "cuda")
-DTYPES = ("auto", "fp32", "bf16", "fp16")
 
 # cpuinfo flags that give native bf16 / fp16 matrix arithmetic, best first.
 _BF16_FLAGS = (("amx_bf16", "AMX-BF16"), ("avx512_bf16", "AVX512-BF16"))
@@ -103,14 +97,22 @@ class RuntimeChoice:
         return f"{self.device} {self.dtype} ({self.reason})"
 
 
-def torch_dtype(name: str) -> torch.dtype:
-    """``"fp32"|"bf16"|"fp16"`` (also ``float32``/``bfloat16``/``float16``) -> torch dtype."""
+_DTYPE_ALIASES = {"fp32": "fp32", "float32": "fp32", "float": "fp32", "bf16": "bf16", "bfloat16": "bf16",
+                  "fp16": "fp16", "float16": "fp16", "half": "fp16"}
+
+
+def torch_dtype(name: Any) -> torch.dtype:
+    """``"fp32"|"bf16"|"fp16"`` (also ``float32``/``bfloat16``/``float16``/``half``, or a torch dtype)
+    -> torch dtype."""
     import torch
 
-    table = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
-             "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}
+    table = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+    if isinstance(name, torch.dtype):
+        if name not in table.values():
+            raise UsageError(f"dtype {name}: unsupported, expected one of fp32, bf16, fp16")
+        return name
     try:
-        return table[str(name).replace("torch.", "")]
+        return table[_DTYPE_ALIASES[str(name).lower().replace("torch.", "")]]
     except KeyError:
         raise UsageError(f"dtype {name!r}: unknown, expected one of fp32, bf16, fp16") from None
 
@@ -120,7 +122,7 @@ def dtype_name(dtype: Any) -> str:
     import torch
 
     names = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
-    return names[torch_dtype(dtype) if isinstance(dtype, str) else dtype]
+    return names[torch_dtype(dtype)]
 
 
 def resolve_device(device: str | None = "auto") -> str:
@@ -132,23 +134,25 @@ def resolve_device(device: str | None = "auto") -> str:
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise UsageError(f"--device {device}: CUDA is not available in this torch build/machine "
+            raise UsageError(f"device {device!r}: CUDA is not available in this torch build/machine "
                              f"(torch {torch.__version__})")
         return device
     if device == "cpu":
         return device
-    raise UsageError(f"--device {device}: unknown, expected one of {', '.join(DEVICES)}")
+    raise UsageError(f"device {device!r}: unknown, expected one of {', '.join(DEVICES)}")
 
 
-def resolve(device: str | None = "auto", dtype: str | None = "auto") -> RuntimeChoice:
-    """Resolve ``--device``/``--dtype`` to a :class:`RuntimeChoice` with its reason."""
+def resolve(device: str | None = "auto", dtype: Any = "auto") -> RuntimeChoice:
+    """Resolve a device and dtype (names, ``auto``/None, or a torch dtype) to a
+    :class:`RuntimeChoice` with its reason."""
     import torch
 
     dev = resolve_device(device)
-    dtype = (dtype or "auto").lower()
+    if dtype is None or (isinstance(dtype, str) and dtype.lower() == "auto"):
+        dtype = "auto"
+    else:
+        dtype = dtype_name(dtype)  # validates
     if dtype != "auto":
-        torch_dtype(dtype)  # validates
-        dtype = dtype_name(dtype)
         if dev == "cpu" and dtype == "bf16" and not cpu_info().bf16_unit:
             return RuntimeChoice(dev, dtype, "requested; this CPU has no native bf16, expect it to be slow")
         if dev == "cpu" and dtype == "fp16" and not cpu_info().fp16_unit:
@@ -175,7 +179,7 @@ def configure_threads(threads: int | None = None) -> int:
 
     if threads is not None:
         if threads < 1:
-            raise UsageError(f"--threads {threads}: must be at least 1")
+            raise UsageError(f"threads {threads}: must be at least 1")
         torch.set_num_threads(threads)
     try:
         torch.set_num_interop_threads(1)
@@ -184,20 +188,8 @@ def configure_threads(threads: int | None = None) -> int:
     return torch.get_num_threads()
 
 
-def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--device``, ``--dtype``, ``--threads`` to a command's parser (no torch import)."""
-    group = parser.add_argument_group("runtime")
-    group.add_argument("--device", default="auto", choices=DEVICES,
-                       help="where to run: auto picks cuda when available (default: auto)")
-    group.add_argument("--dtype", default="auto", choices=DTYPES,
-                       help="precision: auto picks bf16 on CUDA and on CPUs with AMX/AVX512-BF16, "
-                            "else fp32 (default: auto)")
-    group.add_argument("--threads", type=int, default=None,
-                       help="CPU threads for the model (default: one per core)")
-
-
 def from_args(args: argparse.Namespace) -> RuntimeChoice:
-    """Apply ``--threads`` and resolve ``--device``/``--dtype`` from parsed arguments."""
+    """Apply ``--threads`` and resolve ``--device``/``--dtype`` from parsed CLI arguments."""
     configure_threads(getattr(args, "threads", None))
     return resolve(getattr(args, "device", "auto"), getattr(args, "dtype", "auto"))
 
@@ -210,87 +202,3 @@ def describe_machine() -> str:
     if torch.cuda.is_available():
         line += f"; GPU: {torch.cuda.get_device_name(0)}"
     return line
-
-
-# --- GPU fast path -----------------------------------------------------------------------------
-
-
-def to_device(tensor: torch.Tensor, device: str, dtype: torch.dtype | None = None) -> torch.Tensor:
-    """Move a CPU batch to ``device``; on CUDA through pinned memory so the copy is asynchronous.
-
-    The dtype cast happens on the GPU after the copy when it narrows (fp32 -> bf16 on the GPU is
-    free, and the host stays out of the way), and before it when it widens (uint8 frames are cast on
-    the GPU, which is the point: a quarter of the bytes cross PCIe).
-    """
-    if not str(device).startswith("cuda"):
-        return tensor.to(device=device, dtype=dtype) if dtype is not None else tensor.to(device)
-    if tensor.device.type == "cpu" and not tensor.is_pinned():
-        tensor = tensor.pin_memory()
-    out = tensor.to(device, non_blocking=True)
-    return out.to(dtype) if dtype is not None else out
-
-
-def maybe_compile(fn: Callable[..., Any], enabled: bool, mode: str = "max-autotune-no-cudagraphs") -> Callable:
-    """``torch.compile(fn)`` when enabled (and supported); else ``fn`` unchanged.
-
-    Compilation costs tens of seconds once, so only long runs (bench, eval, batch classify on a GPU)
-    should ask for it.
-    """
-    if not enabled:
-        return fn
-    import torch
-
-    if not hasattr(torch, "compile"):
-        raise UsageError(f"--compile: torch {torch.__version__} has no torch.compile")
-    return torch.compile(fn, mode=mode, dynamic=False)
-
-
-class CudaGraphEncoder:
-    """Replay ``fn`` on a fixed-shape input as one CUDA graph (removes per-kernel launch overhead).
-
-    ``fn`` is any pure tensor function (``model.encode_video``); the first call with a shape captures
-    the graph after a warm-up on a side stream, later calls copy the input into the static buffer and
-    replay.  A batch of another shape gets its own graph (keep the set of shapes small: pad the last
-    batch to the common size).  Outputs are clones, so the caller may keep them across calls.
-    """
-
-    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], warmup: int = 3):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise UsageError("--cuda-graphs: CUDA is not available on this machine")
-        self.fn = fn
-        self.warmup = warmup
-        self._graphs: dict[tuple, tuple[Any, torch.Tensor, torch.Tensor]] = {}
-
-    def _capture(self, x: torch.Tensor) -> tuple[Any, torch.Tensor, torch.Tensor]:
-        import torch
-
-        static_in = x.clone()
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream), torch.inference_mode():
-            for _ in range(self.warmup):
-                self.fn(static_in)
-        torch.cuda.current_stream().wait_stream(stream)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph), torch.inference_mode():
-            static_out = self.fn(static_in)
-        return graph, static_in, static_out
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        key = (tuple(x.shape), x.dtype, x.device)
-        if key not in self._graphs:
-            self._graphs[key] = self._capture(x)
-        graph, static_in, static_out = self._graphs[key]
-        static_in.copy_(x, non_blocking=True)
-        graph.replay()
-        return static_out.clone()
-
-
-def synchronize(device: str) -> None:
-    """Wait for queued GPU work (timings are meaningless without it); no-op on CPU."""
-    if str(device).startswith("cuda"):
-        import torch
-
-        torch.cuda.synchronize()

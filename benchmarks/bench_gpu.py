@@ -6,7 +6,7 @@ decode-bound rate with 16 CPU cores. The FLOP bound is measured by a matmul in t
 Model-only: random full-size weights (``--model B/32``), a batch sweep, each variant the median of
 ``--repeats`` runs after warm-up: ``eager`` (one batched ``encode_video``: all B*T frames in one call,
 SDPA attention), ``compile`` (``torch.compile``, max-autotune without CUDA graphs), ``graphs``
-(``runtime.CudaGraphEncoder``: the eager model captured once per shape and replayed).
+(``gpu.CudaGraphEncoder``: the eager model captured once per shape and replayed).
 
 End-to-end: ``--videos`` files (the shared clips, else generated ones) decoded + preprocessed by
 ``--workers`` threads (:func:`actionclip.pipeline.prefetch`; PyAV and torch release the GIL; a
@@ -32,17 +32,18 @@ from pathlib import Path
 import torch
 
 from actionclip import runtime
-from actionclip.bench import build_models, count_flops, default_labels, matmul_gflops
+from actionclip.bench import gpu
+from actionclip.bench.run import build_models, count_flops, default_labels, matmul_gflops
 
 
 def _median_time(fn, device: str, repeats: int) -> float:
     fn()
-    runtime.synchronize(device)
+    gpu.synchronize(device)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
-        runtime.synchronize(device)
+        gpu.synchronize(device)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -51,14 +52,14 @@ def model_only(model, device: str, dtype: torch.dtype, batches: list[int], varia
                flops_clip: float, bound: float) -> None:
     r, t = model.input_resolution, model.num_frames
     for batch in batches:
-        pixels = runtime.to_device(torch.randn(batch, t, 3, r, r), device, dtype)
+        pixels = gpu.to_device(torch.randn(batch, t, 3, r, r), device, dtype)
         for variant in variants:
             if variant == "eager":
                 fn = model.encode_video
             elif variant == "compile":
-                fn = runtime.maybe_compile(model.encode_video, True)
+                fn = gpu.maybe_compile(model.encode_video, True)
             else:
-                fn = runtime.CudaGraphEncoder(model.encode_video)
+                fn = gpu.CudaGraphEncoder(model.encode_video)
             try:
                 with torch.inference_mode():
                     seconds = _median_time(lambda: fn(pixels), device, repeats)
@@ -77,14 +78,14 @@ def _videos(count: int, tmp: Path) -> list[Path]:
     root = Path(__file__).resolve().parents[2] / "shared" / "data" / "clips"
     found = sorted(p for p in root.rglob("*") if p.suffix in (".mp4", ".avi", ".mkv")) if root.is_dir() else []
     if not found:
-        from actionclip.synthetic import make_test_video
+        from actionclip._dev.videos import make_test_video
 
         found = [make_test_video(tmp / f"v{i}.mp4", seconds=4, size=(320, 240)) for i in range(8)]
     return [found[i % len(found)] for i in range(count)]
 
 
 def _prepare(args: tuple[str, int, int]) -> torch.Tensor:
-    from actionclip.preprocess import preprocess_frames
+    from actionclip.video.preprocess import preprocess_frames
     from actionclip.video import read_video
 
     path, frames, resolution = args
@@ -103,7 +104,7 @@ def end_to_end(model, device: str, dtype: torch.dtype, videos: list[Path], worke
     print(f"  decode + preprocess only, {workers} worker threads: {decode_rate:8.1f} videos/s")
 
     labels = default_labels(100)
-    encode = runtime.CudaGraphEncoder(model.encode_video) if graphs else model.encode_video
+    encode = gpu.CudaGraphEncoder(model.encode_video) if graphs else model.encode_video
     with torch.inference_mode():
         label_emb = model.encode_labels(labels)
         pending: list[torch.Tensor] = []
@@ -115,7 +116,7 @@ def end_to_end(model, device: str, dtype: torch.dtype, videos: list[Path], worke
             host = torch.stack(pending)
             if graphs and len(pending) < batch:  # pad the tail to the captured shape
                 host = torch.cat([host, host[-1:].expand(batch - len(pending), *host.shape[1:])])
-            emb = encode(runtime.to_device(host, device, dtype))[: len(pending)]
+            emb = encode(gpu.to_device(host, device, dtype))[: len(pending)]
             model.probabilities(emb, label_emb).argmax(-1).cpu()
             done += len(pending)
             pending.clear()
@@ -128,7 +129,7 @@ def end_to_end(model, device: str, dtype: torch.dtype, videos: list[Path], worke
                 flush()
         if pending:
             flush()
-        runtime.synchronize(device)
+        gpu.synchronize(device)
     rate = done / (time.perf_counter() - start)
     print(f"  end to end (decode -> pinned -> {device} {runtime.dtype_name(dtype)} -> scores): {rate:8.1f} videos/s "
           f"= {100 * rate / decode_rate:.0f}% of the decode-bound rate")

@@ -4,7 +4,7 @@ Goal (issue 6): sampling from the long video costs at most 3x the short one, and
 faster than decoding the whole long video.
 
 The videos are generated once into a cache folder (default: the system temp dir) by
-:func:`actionclip.synthetic.make_long_video`: 720p, 25 fps, one keyframe every ``--gop`` seconds
+:func:`actionclip._dev.videos.make_long_video`: 720p, 25 fps, one keyframe every ``--gop`` seconds
 (real files have 2-10 s), low-complexity content so that generating 10 minutes takes seconds.
 Each timing is the best of ``--repeat`` runs (the machine may be shared); the sampled frames are
 checked against the frame numbers they show.
@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from actionclip.synthetic import frame_index_from_pixels, make_long_video
+from actionclip._dev.videos import frame_index_from_pixels, make_long_video
 from actionclip.video import probe, read_video, sample_indices
 
 

@@ -4,7 +4,7 @@ Goals (issue 5) on the reference CPU: B/32-8f clip encode <= 0.20 s fp32 and <= 
 >= 1.5x and >= 2x faster than Hugging Face ``transformers`` on the same run; text encoding of
 16 templates x 100 labels and the ONNX Runtime path measured. The script prints each table and, per
 goal, whether this run met it. The machine may be shared: every row is a median of interleaved runs
-(see :mod:`actionclip.bench`) and the load average is printed with the table.
+(see :mod:`actionclip.bench.run`) and the load average is printed with the table.
 
     python benchmarks/bench_speed.py [--models B/32,B/16] [--repeats 5] [--out table.md] [--threads N]
 """
@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from actionclip.bench import BenchConfig, Row, format_table, run_bench
+from actionclip.bench.run import BenchConfig, Row, format_table, run_bench
 
 
 def goals(rows: list[Row]) -> list[str]:

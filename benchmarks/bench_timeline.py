@@ -37,7 +37,7 @@ def make_video(path: Path, seconds: float, size: tuple[int, int], fps: int) -> P
     """Segments of 20-40 s of different colours with moving texture, streamed to the encoder."""
     if path.exists():
         return path
-    from actionclip.synthetic import write_video
+    from actionclip._dev.videos import write_video
 
     w, h = size
     xx = np.arange(w, dtype=np.float32)[None, :, None]
@@ -63,7 +63,7 @@ def make_video(path: Path, seconds: float, size: tuple[int, int], fps: int) -> P
 
 
 def checkpoint(workdir: Path, size: str) -> Path:
-    from actionclip.testing import write_checkpoint
+    from actionclip._dev.weights import write_checkpoint
 
     path = workdir / f"random-{size.replace('/', '')}.pt"
     return path if path.exists() else write_checkpoint(path, size=size, frames=8, fusion="Transf")
@@ -73,7 +73,7 @@ def run_timeline(ckpt: Path, video: Path, stride: float, window: float, frames: 
     import torch
 
     import actionclip
-    from actionclip.timeline import timeline
+    from actionclip.temporal.timeline import timeline
 
     if threads:
         torch.set_num_threads(threads)

@@ -1,6 +1,6 @@
 """Training throughput (clips/s) of one optimizer step on CPU: fp32 vs bf16 autocast.
 
-Measures the model side of :func:`actionclip.train.train` (encode 8 frames per clip, fusion, prompt
+Measures the model side of :func:`actionclip.training.train.train` (encode 8 frames per clip, fusion, prompt
 text, KL loss both ways, backward, fused AdamW) on random weights of full size (ViT-B/32, 8 frames by
 default), with pre-made inputs so decoding is not part of the figure. bf16 autocast only pays off
 on CPUs with native bf16 (AVX512-BF16 / AMX); elsewhere it is emulated and far slower than fp32.
@@ -19,8 +19,8 @@ import torch
 
 
 def bench(model, batch: int, frames: int, steps: int, precision: str) -> float:
-    from actionclip.losses import actionclip_loss
-    from actionclip.train import TrainConfig, _autocast, _precision, _prompt_tokens, _TrainStep, build_optimizer
+    from actionclip.training.losses import actionclip_loss
+    from actionclip.training.train import TrainConfig, _autocast, _precision, _prompt_tokens, _TrainStep, build_optimizer
 
     model.train()
     optimizer = build_optimizer(model, TrainConfig(lr=1e-6))
@@ -58,7 +58,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     import actionclip
-    from actionclip.testing import write_checkpoint
+    from actionclip._dev.weights import write_checkpoint
 
     with tempfile.TemporaryDirectory() as tmp:
         path = write_checkpoint(Path(tmp) / "random.pt", size=args.size, frames=args.frames)

@@ -20,7 +20,7 @@ def ckpt(tiny_checkpoint) -> Path:
 
 
 def make_video(path: Path, seconds: float = 1.0, size: tuple[int, int] = (64, 48), fps: float = 10) -> Path:
-    from actionclip.synthetic import make_test_video
+    from actionclip._dev.videos import make_test_video
 
     path.parent.mkdir(parents=True, exist_ok=True)
     return Path(make_test_video(path, seconds=seconds, size=size, fps=fps))

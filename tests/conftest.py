@@ -32,7 +32,7 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
     """A tiny random checkpoint in the original ActionCLIP format (Transf head, 8 frames)."""
-    from actionclip.testing import write_checkpoint
+    from actionclip._dev.weights import write_checkpoint
 
     return write_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny-actionclip.pt", format="actionclip")
 
@@ -42,4 +42,4 @@ def tiny_model(tiny_checkpoint):
     """The tiny checkpoint loaded (share it read-only; load your own copy to modify weights)."""
     import actionclip
 
-    return actionclip.load(tiny_checkpoint)
+    return actionclip.load(tiny_checkpoint, dtype="fp32")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import pickle
 import zipfile
@@ -12,9 +11,9 @@ import pytest
 import torch
 
 import actionclip
-from actionclip.checkpoints import read_checkpoint, save_actionclip_checkpoint
+from actionclip.loading.checkpoints import read_checkpoint, save_actionclip_checkpoint
 from actionclip.errors import CheckpointError
-from actionclip.testing import write_checkpoint
+from actionclip._dev.weights import write_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -26,21 +25,21 @@ def test_truncated_file(tmp_path, good):
     bad = tmp_path / "truncated.pt"
     bad.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     with pytest.raises(CheckpointError, match=r"truncated\.pt: cannot read checkpoint"):
-        actionclip.load(bad)
+        actionclip.load(bad, dtype="fp32")
 
 
 def test_empty_file_and_garbage_and_missing(tmp_path):
     (tmp_path / "empty.pt").write_bytes(b"")
     with pytest.raises(CheckpointError, match=r"empty\.pt: file is empty"):
-        actionclip.load(tmp_path / "empty.pt")
+        actionclip.load(tmp_path / "empty.pt", dtype="fp32")
     (tmp_path / "noise.pt").write_bytes(os.urandom(4096))
     with pytest.raises(CheckpointError, match=r"noise\.pt"):
-        actionclip.load(tmp_path / "noise.pt")
+        actionclip.load(tmp_path / "noise.pt", dtype="fp32")
     with pytest.raises(CheckpointError, match="no such file"):
         read_checkpoint(tmp_path / "missing.pt")
     (tmp_path / "folder").mkdir()
     with pytest.raises(CheckpointError, match="no config.json"):
-        actionclip.load(tmp_path / "folder")
+        actionclip.load(tmp_path / "folder", dtype="fp32")
 
 
 def test_wrong_shapes(tmp_path, good):
@@ -48,7 +47,7 @@ def test_wrong_shapes(tmp_path, good):
     ckpt["model_state_dict"]["visual.ln_post.weight"] = torch.ones(7)
     torch.save(ckpt, tmp_path / "shapes.pt")
     with pytest.raises(CheckpointError, match=r"shapes\.pt: CLIP weight 'visual\.ln_post\.weight' has shape \(7,\)"):
-        actionclip.load(tmp_path / "shapes.pt")
+        actionclip.load(tmp_path / "shapes.pt", dtype="fp32")
 
 
 def test_unknown_and_missing_keys(tmp_path, good):
@@ -56,18 +55,18 @@ def test_unknown_and_missing_keys(tmp_path, good):
     ckpt["model_state_dict"]["visual.extra_adapter.weight"] = torch.ones(3)
     torch.save(ckpt, tmp_path / "unknown.pt")
     with pytest.raises(CheckpointError, match=r"unknown\.pt: .*unexpected 1 key.*visual\.extra_adapter\.weight"):
-        actionclip.load(tmp_path / "unknown.pt")
+        actionclip.load(tmp_path / "unknown.pt", dtype="fp32")
     ckpt = torch.load(good, weights_only=True)
     del ckpt["fusion_model_state_dict"]["module.transformer.resblocks.0.ln_1.bias"]
     torch.save(ckpt, tmp_path / "missing.pt")
     with pytest.raises(CheckpointError, match=r"missing\.pt: Transf fusion .*missing 1 key"):
-        actionclip.load(tmp_path / "missing.pt")
+        actionclip.load(tmp_path / "missing.pt", dtype="fp32")
 
 
 def test_unrecognised_dict(tmp_path):
     torch.save({"weights": {"a": torch.ones(1)}}, tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match=r"other\.pt: unrecognised checkpoint .*expected an ActionCLIP"):
-        actionclip.load(tmp_path / "other.pt")
+        actionclip.load(tmp_path / "other.pt", dtype="fp32")
 
 
 class _RunsCode:
@@ -89,7 +88,7 @@ def test_pickle_that_runs_code_is_refused_and_not_executed(tmp_path, good, wrapp
         ckpt["hook"] = _RunsCode(str(marker))
         torch.save(ckpt, path)
     with pytest.raises(CheckpointError, match=r"evil\.pt: .*(refused|cannot read)"):
-        actionclip.load(path)
+        actionclip.load(path, dtype="fp32")
     assert not marker.exists()
 
 
@@ -100,19 +99,19 @@ def test_mmaction2_metadata_with_numpy_objects_is_tolerated(tmp_path):
     torch.save(ckpt, path)
     with pytest.raises(Exception):
         torch.load(path, weights_only=True)  # the safe loader alone refuses this file
-    model = actionclip.load(path)
+    model = actionclip.load(path, dtype="fp32")
     assert model.fusion_type == "Transf" and model.num_frames == 8
 
 
 @pytest.mark.parametrize("kind", ["meanP", "Conv_1D", "LSTM", "Transf", "Transf_cls"])
 def test_save_in_original_format_round_trips(tmp_path, kind):
     source = write_checkpoint(tmp_path / "src.pt", "actionclip", fusion=kind, frames=8, seed=3)
-    model = actionclip.load(source)
+    model = actionclip.load(source, dtype="fp32")
     out = save_actionclip_checkpoint(model, tmp_path / "out" / "saved.pt", epoch=4)
     raw = torch.load(out, weights_only=True)
     assert set(raw) >= {"epoch", "model_state_dict", "fusion_model_state_dict"} and raw["epoch"] == 4
     assert all(k.startswith("module.") for k in raw["fusion_model_state_dict"])
-    again = actionclip.load(out)
+    again = actionclip.load(out, dtype="fp32")
     x = torch.randn(2, 8, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(model.encode_video(x), again.encode_video(x))
@@ -120,11 +119,11 @@ def test_save_in_original_format_round_trips(tmp_path, kind):
 
 
 def test_mmaction2_model_saved_in_original_format_keeps_its_numbers(tmp_path):
-    model = actionclip.load(write_checkpoint(tmp_path / "m.pth", "mmaction2", frames=8))
+    model = actionclip.load(write_checkpoint(tmp_path / "m.pth", "mmaction2", frames=8), dtype="fp32")
     out = save_actionclip_checkpoint(model, tmp_path / "orig.pt")
     table = torch.load(out, weights_only=True)["fusion_model_state_dict"]["module.frame_position_embeddings.weight"]
     assert table.shape[0] == 77  # the original code's nn.Embedding(77, D) can load it
-    again = actionclip.load(out)
+    again = actionclip.load(out, dtype="fp32")
     x = torch.randn(1, 8, 3, 32, 32)
     with torch.no_grad():
         assert (model.encode_video(x) - again.encode_video(x)).abs().max() < 1e-6
@@ -133,14 +132,14 @@ def test_mmaction2_model_saved_in_original_format_keeps_its_numbers(tmp_path):
 def test_safetensors_state_dict(tmp_path):
     from safetensors.torch import save_file
 
-    from actionclip.testing import random_clip_state_dict
+    from actionclip._dev.weights import random_clip_state_dict
 
     save_file(random_clip_state_dict(), str(tmp_path / "clip.safetensors"))
-    model = actionclip.load(tmp_path / "clip.safetensors")
+    model = actionclip.load(tmp_path / "clip.safetensors", dtype="fp32")
     assert model.fusion_type == "meanP"
     (tmp_path / "bad.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
     with pytest.raises(CheckpointError, match=r"bad\.safetensors"):
-        actionclip.load(tmp_path / "bad.safetensors")
+        actionclip.load(tmp_path / "bad.safetensors", dtype="fp32")
 
 
 def test_hf_folder_with_pytorch_model_bin(tmp_path):
@@ -150,7 +149,7 @@ def test_hf_folder_with_pytorch_model_bin(tmp_path):
     sd = load_file(str(folder / "model.safetensors"))
     (folder / "model.safetensors").unlink()
     torch.save(sd, folder / "pytorch_model.bin")
-    model = actionclip.load(folder)
+    model = actionclip.load(folder, dtype="fp32")
     assert model.fusion_type == "meanP" and model.clip.config.text_heads == 2
 
 
@@ -159,4 +158,4 @@ def test_zip_that_is_not_torchscript_is_not_sent_to_jit(tmp_path):
     with zipfile.ZipFile(path, "w") as z:
         z.writestr("x/readme.txt", "hello")
     with pytest.raises(CheckpointError, match=r"archive\.pt"):
-        actionclip.load(path)
+        actionclip.load(path, dtype="fp32")

@@ -101,7 +101,7 @@ def test_json_matches_python_api(ckpt, clips, capsys):
     assert sum(probs) == pytest.approx(1, abs=1e-5)
     assert {r["label"] for r in record["results"]} == set(LABELS)
     # The CLI is a thin layer: the same numbers as the Python API.
-    expected = actionclip.load(str(ckpt)).classify(str(clips["a"]), LABELS)
+    expected = actionclip.load(str(ckpt), dtype="fp32").classify(str(clips["a"]), LABELS)
     got = {r["label"]: r["prob"] for r in record["results"]}
     for label, prob in expected:
         assert got[label] == pytest.approx(prob, abs=1e-5)
@@ -129,7 +129,7 @@ def test_label_file_and_template_file(ckpt, clips, capsys, tmp_path):
     assert code == 0
     got = {r["label"]: r["prob"] for r in record["results"]}
     assert set(got) == set(LABELS)
-    model = actionclip.load(str(ckpt))
+    model = actionclip.load(str(ckpt), dtype="fp32")
     templates = ["a video of a person {}", "{} in slow motion"]
     for label, prob in model.classify(str(clips["b"]), LABELS, templates=templates):
         assert got[label] == pytest.approx(prob, abs=1e-5)
@@ -144,7 +144,7 @@ def test_single_template_option(ckpt, clips, capsys):
     code, [record], _ = _classify_json(capsys, clips["a"], *_text_args(), "--template", "a clip of {}",
                                        "--model", ckpt)
     assert code == 0
-    expected = dict(actionclip.load(str(ckpt)).classify(str(clips["a"]), LABELS, templates=["a clip of {}"]))
+    expected = dict(actionclip.load(str(ckpt), dtype="fp32").classify(str(clips["a"]), LABELS, templates=["a clip of {}"]))
     for r in record["results"]:
         assert r["prob"] == pytest.approx(expected[r["label"]], abs=1e-5)
 
@@ -155,7 +155,7 @@ def test_multi_view_clips_and_crops(ckpt, clips, capsys):
     code, [record], _ = _classify_json(capsys, clips["b"], *_text_args(), "--clips", "2", "--crops", "3",
                                        "--frames", "4", "--model", ckpt)
     assert code == 0 and (record["frames"], record["clips"], record["crops"]) == (4, 2, 3)
-    expected = dict(actionclip.load(str(ckpt)).classify(str(clips["b"]), LABELS, frames=4, clips=2, crops=3))
+    expected = dict(actionclip.load(str(ckpt), dtype="fp32").classify(str(clips["b"]), LABELS, frames=4, clips=2, crops=3))
     for r in record["results"]:
         assert r["prob"] == pytest.approx(expected[r["label"]], abs=1e-5)
 
@@ -187,7 +187,7 @@ def test_folder_with_broken_file_reports_others_and_fails(ckpt, clips, capsys, t
 
 
 def test_labels_embedded_once_per_run(ckpt, clips, capsys, monkeypatch):
-    from actionclip.model import ActionCLIP
+    from actionclip.model.actionclip import ActionCLIP
 
     calls = []
     real = ActionCLIP.encode_labels
@@ -246,7 +246,7 @@ def test_onnx_backend_matches_torch_without_importing_torch(ckpt, clips, capsys,
 # before it, then waits, and the test kills it at that point: a deterministic "killed mid-run".
 _STALLING_DRIVER = """
 import sys, time
-import actionclip.video as video
+import actionclip.video.decode as video
 real = video.read_video
 def read_video(path, *args, **kwargs):
     if "stall" in str(path):
@@ -348,7 +348,7 @@ def test_failed_videos_are_retried_not_recorded(ckpt, clips, capsys, tmp_path):
 
 
 def test_output_file_is_locked_against_a_second_run(ckpt, clips, tmp_path):
-    from actionclip.commands.classify import ResultsFile
+    from actionclip.cli.commands.classify import ResultsFile
     from actionclip.errors import UsageError
 
     out = tmp_path / "results.jsonl"
@@ -361,7 +361,7 @@ def test_output_file_is_locked_against_a_second_run(ckpt, clips, tmp_path):
 def test_output_file_write_failure_is_one_line(ckpt, clips, tmp_path, monkeypatch, capsys):
     import errno
 
-    from actionclip.commands import classify
+    from actionclip.cli.commands import classify
 
     def disk_full(fd, data):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -399,7 +399,7 @@ def test_help_does_not_import_torch():
 
 
 def test_models_table_and_json(capsys):
-    from actionclip.registry import DEFAULT_MODEL, list_models
+    from actionclip.loading.registry import DEFAULT_MODEL, list_models
 
     assert main(["models"]) == 0
     table = capsys.readouterr().out
@@ -416,8 +416,8 @@ def test_models_table_and_json(capsys):
 
 def test_cached_model_is_listed_and_used_offline(ckpt, clips, capsys, monkeypatch):
     """A checkpoint placed by hand in the cache shows as cached and classifies with no network."""
-    from actionclip.download import cached_path
-    from actionclip.registry import DEFAULT_MODEL
+    from actionclip.loading.download import cached_path
+    from actionclip.loading.registry import DEFAULT_MODEL
 
     target = cached_path(DEFAULT_MODEL)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -39,7 +39,7 @@ def _garbage_packets(src: Path, dst: Path) -> Path:
 @pytest.fixture(scope="module")
 def bad_inputs(tmp_path_factory) -> dict[str, tuple[Path, str]]:
     """name -> (input, regex the cause must match)."""
-    from actionclip.synthetic import write_audio
+    from actionclip._dev.videos import write_audio
 
     root = tmp_path_factory.mktemp("bad")
     good = make_video(root / "good" / "good.mp4", seconds=2)
@@ -191,7 +191,7 @@ def test_cuda_requested_without_cuda(ckpt, bad_inputs, capsys):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     line = _single_error(capsys, ["classify", bad_inputs["good"][0], *LABELS, "--model", ckpt, "--device", "cuda"])
-    assert "--device cuda" in line and "CUDA" in line
+    assert "device 'cuda'" in line and "CUDA" in line
 
 
 def test_onnx_backend_needs_an_export_folder(ckpt, bad_inputs, capsys):

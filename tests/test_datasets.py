@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from actionclip import augment
-from actionclip.datasets import (
+from actionclip.video.preprocess import Preprocessing
+
+from actionclip.training import augment
+from actionclip.training.datasets import (
     builtin_classes,
     few_shot,
     group_of,
@@ -161,7 +163,7 @@ def test_multi_scale_crop_boxes_follow_the_original():
 
 
 def test_train_augment_shapes_and_determinism():
-    aug = augment.TrainAugment(resolution=32)
+    aug = augment.TrainAugment(Preprocessing(32))
     frames = torch.randint(0, 256, (4, 48, 64, 3), dtype=torch.uint8)
     a = aug.geometry(frames, torch.Generator().manual_seed(1))
     b = aug.geometry(frames, torch.Generator().manual_seed(1))

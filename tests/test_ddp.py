@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from actionclip.datasets import load_dataset
-from actionclip.train import TrainConfig, train
+from actionclip.training.datasets import load_dataset
+from actionclip.training.train import TrainConfig, train
 
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory) -> Path:
-    from actionclip.synthetic import make_test_video
+    from actionclip._dev.videos import make_test_video
 
     root = tmp_path_factory.mktemp("ddpset")
     sizes = {"run": (40, 32), "jump": (32, 48), "wave": (36, 36), "sit": (44, 32)}
@@ -54,7 +54,7 @@ def test_two_gloo_processes_match_one_process_on_the_doubled_batch(clips, tiny_c
     texts = ["run", "a person jumping"]
     out = {}
     for name, path in (("start", tiny_checkpoint), ("one", single.last), ("two", tmp_path / "two" / "last_model.pt")):
-        model = actionclip.load(path)
+        model = actionclip.load(path, dtype="fp32")
         with torch.no_grad():
             out[name] = (model.encode_video(pixels), model.encode_text(texts))
     for i, what in enumerate(("video", "text")):

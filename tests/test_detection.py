@@ -1,4 +1,4 @@
-"""Independent per-label scores (actionclip.detection): maths, independence, threshold choice."""
+"""Independent per-label scores (actionclip.temporal.detection): maths, independence, threshold choice."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from actionclip.detection import BACKGROUND_PROMPTS, IndependentScorer, choose_threshold, independent_scores
+from actionclip.temporal.detection import BACKGROUND_PROMPTS, IndependentScorer, choose_threshold, independent_scores
 from actionclip.errors import UsageError
+from actionclip.model.base import VideoTextModel
+from actionclip.model.scoring import TORCH
 
 
 def _unit(x: torch.Tensor) -> torch.Tensor:
@@ -73,10 +75,11 @@ def test_a_video_equal_to_a_label_scores_high_and_to_the_background_low():
     assert s[1, 0] < 0.01 and s[1, 1] < 0.01
 
 
-class _FakeModel:
+class _FakeModel(VideoTextModel):
     """encode_labels maps each word to its own axis (enough to test the scorer's bookkeeping)."""
 
     logit_scale = torch.tensor(100.0)
+    _ops = TORCH
 
     def __init__(self):
         self.words: dict[str, int] = {}

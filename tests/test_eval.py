@@ -11,14 +11,17 @@ import torch
 from PIL import Image
 
 from actionclip.cli import main
-from actionclip.datasets import Sample, VideoDataset, load_dataset
-from actionclip.evaluate import evaluate
+from actionclip.training.datasets import Sample, VideoDataset, load_dataset
+from actionclip.training.evaluate import evaluate
+from actionclip.model.base import VideoTextModel
+from actionclip.model.config import ModelConfig
+from actionclip.model.scoring import TORCH
 
 
 @pytest.fixture(scope="module")
 def small_set(tmp_path_factory) -> Path:
     """Three classes of two short synthetic clips each, plus one broken file."""
-    from actionclip.synthetic import make_test_video
+    from actionclip._dev.videos import make_test_video
 
     root = tmp_path_factory.mktemp("evalset")
     for label in ("run", "jump", "wave"):
@@ -28,17 +31,23 @@ def small_set(tmp_path_factory) -> Path:
     return root
 
 
-class _FakeModel:
+class _FakeModel(VideoTextModel):
     """Scores fixed per video by its file name, to check the bookkeeping of every figure."""
 
-    num_frames, name = 2, "fake"
+    name = "fake"
     device = torch.device("cpu")
+    _ops = TORCH
 
     def __init__(self, scores: dict[str, list[float]]):
+        self.config = ModelConfig(frames=2)
         self.scores = scores
 
     def encode_labels(self, labels, templates=None):
         return torch.eye(len(labels))[None]
+
+    @property
+    def views(self):
+        return self.prepare_video
 
     def prepare_video(self, video, frames=None, clips=1, crops=1):
         return torch.tensor(self.scores[Path(video).name]).view(1, 1, -1).expand(clips * crops, 1, -1)
@@ -76,7 +85,7 @@ def test_figures_are_computed_from_the_predictions(tmp_path):
 def test_failing_video_is_reported_and_skipped(small_set, tiny_checkpoint, tmp_path, capsys):
     import actionclip
 
-    model = actionclip.load(tiny_checkpoint)
+    model = actionclip.load(tiny_checkpoint, dtype="fp32")
     ds = load_dataset(small_set)
     seen = []
     report = evaluate(model, ds, workers=2, progress=False, on_failure=lambda s, e: seen.append(s.path.name))
@@ -134,7 +143,7 @@ def test_eval_on_shared_clips(shared_data, tiny_checkpoint, tmp_path):
 def test_process_workers_give_the_same_report_as_threads(small_set, tiny_checkpoint):
     import actionclip
 
-    model = actionclip.load(tiny_checkpoint)
+    model = actionclip.load(tiny_checkpoint, dtype="fp32")
     ds = load_dataset(small_set)
     quiet = lambda s, e: None  # noqa: E731
     threads = evaluate(model, ds, workers=2, progress=False, on_failure=quiet)

@@ -1,4 +1,4 @@
-"""The inference fast path (actionclip.fastpath) gives the plain path's numbers and stays out of training.
+"""The inference fast path (actionclip.model.fastpath) gives the plain path's numbers and stays out of training.
 
 The folded-QuickGELU MLP runs everywhere (fp32 here); the oneDNN-packed bf16 blocks only where this
 CPU runs bf16 natively, so those tests skip elsewhere (CI machines without AMX/AVX512-BF16).
@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import actionclip
-from actionclip import fastpath
-from actionclip.tokenizer import tokenize
+from actionclip.model import fastpath
+from actionclip.text.tokenizer import tokenize
 
 needs_packing = pytest.mark.skipif(not fastpath.can_prepack_bf16(),
                                    reason="this CPU has no native bf16 for oneDNN's packed linear")
@@ -19,7 +19,7 @@ needs_packing = pytest.mark.skipif(not fastpath.can_prepack_bf16(),
 
 @pytest.fixture()
 def model(tiny_checkpoint):
-    return actionclip.load(tiny_checkpoint)  # our own copy: tests change its weights
+    return actionclip.load(tiny_checkpoint, dtype="fp32")  # our own copy: tests change its weights
 
 
 @pytest.fixture()
@@ -88,7 +88,7 @@ def test_fast_path_leaves_inputs_and_state_dict_alone(model):
 @needs_packing
 def test_packed_bf16_is_as_accurate_as_plain_bf16(tiny_checkpoint, monkeypatch):
     torch.manual_seed(1)
-    reference = actionclip.load(tiny_checkpoint)
+    reference = actionclip.load(tiny_checkpoint, dtype="fp32")
     model = actionclip.load(tiny_checkpoint, dtype="bf16")
     images = torch.randn(64, 3, model.clip.visual.input_resolution, model.clip.visual.input_resolution)
     tokens = tokenize([t.format(a) for t in ("a photo of action {}", "The woman is {}", "{}", "Human action of {}")

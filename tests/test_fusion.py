@@ -10,9 +10,9 @@ import pytest
 import torch
 
 import actionclip
-from actionclip.checkpoints import read_checkpoint
+from actionclip.loading.checkpoints import read_checkpoint
 from actionclip.errors import CheckpointError
-from actionclip.testing import write_checkpoint
+from actionclip._dev.weights import write_checkpoint
 
 TOLERANCE = 1e-4
 
@@ -96,7 +96,7 @@ def ref_conv1d(x, sd):
 @pytest.mark.parametrize("kind", ["meanP", "Conv_1D", "LSTM", "Transf", "Transf_cls"])
 def test_original_heads_match_restated_maths(tmp_path, kind):
     path = write_checkpoint(tmp_path / f"{kind}.pt", "actionclip", fusion=kind, seed=7)
-    model = actionclip.load(path)
+    model = actionclip.load(path, dtype="fp32")
     assert model.fusion_type == kind
     sd = {k: v.float() for k, v in read_checkpoint(path).fusion_state_dict.items()}
     torch.manual_seed(0)
@@ -120,7 +120,7 @@ def test_original_transf_table_is_longer_than_t(tmp_path):
     path = write_checkpoint(tmp_path / "t.pt", "actionclip", fusion="Transf")
     assert read_checkpoint(path).fusion_state_dict["frame_position_embeddings.weight"].shape[0] == 77
     for frames in (8, 16, 32):
-        model = actionclip.load(path, frames=frames)
+        model = actionclip.load(path, frames=frames, dtype="fp32")
         sd = {k: v.float() for k, v in read_checkpoint(path).fusion_state_dict.items()}
         x = torch.randn(2, frames, 64)
         with torch.no_grad():
@@ -129,7 +129,7 @@ def test_original_transf_table_is_longer_than_t(tmp_path):
 
 def test_mmaction2_adapter_uses_t_row_table_and_clip_layer_norm(tmp_path):
     path = write_checkpoint(tmp_path / "m.pth", "mmaction2", frames=16)
-    model = actionclip.load(path)
+    model = actionclip.load(path, dtype="fp32")
     assert model.num_frames == 16
     sd = {k: v.float() for k, v in read_checkpoint(path).fusion_state_dict.items()}
     x = torch.randn(2, 16, 64) * 0.01  # small inputs make the LayerNorm epsilon visible
@@ -137,11 +137,11 @@ def test_mmaction2_adapter_uses_t_row_table_and_clip_layer_norm(tmp_path):
         ours = model.fuse(x)
     assert (ours - ref_transf(x, sd, heads=2, eps=1e-5)).abs().max() <= TOLERANCE
     with pytest.raises(CheckpointError, match="16 frame positions"):
-        actionclip.load(path, frames=32)
+        actionclip.load(path, frames=32, dtype="fp32")
 
 
 def test_transf_cls_needs_its_trained_frame_count(tmp_path):
     path = write_checkpoint(tmp_path / "c.pt", "actionclip", fusion="Transf_cls", frames=8)
-    assert actionclip.load(path).num_frames == 8
+    assert actionclip.load(path, dtype="fp32").num_frames == 8
     with pytest.raises(CheckpointError, match="built for 8 frames"):
-        actionclip.load(path, frames=16)
+        actionclip.load(path, frames=16, dtype="fp32")

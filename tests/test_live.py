@@ -20,8 +20,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from actionclip.errors import UsageError, VideoError
-from actionclip.live import LiveSummary, LiveUpdate, watch
-from actionclip.stream import parse_source
+from actionclip.temporal.live import LiveSummary, LiveUpdate, watch
+from actionclip.video.stream import parse_source
 from timeline_support import LABELS, arranged, arranged_model, colour_video, meanp_checkpoint  # noqa: F401
 
 SCRIPT = [("red", 2.0), ("green", 2.0), ("grey", 2.0), ("blue", 2.0)]  # juggling, swimming, -, dancing

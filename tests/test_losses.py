@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from actionclip.losses import KLLoss, actionclip_loss, kl_loss, multi_positive_targets
+from actionclip.training.losses import KLLoss, actionclip_loss, kl_loss, multi_positive_targets
 
 
 def _reference_kl(logits: torch.Tensor, gt: torch.Tensor) -> float:

@@ -9,7 +9,8 @@ import torch.nn.functional as F
 
 import actionclip
 from actionclip.errors import UsageError
-from actionclip.templates import TEMPLATES, check_labels, load_templates, resolve_templates
+from actionclip.text.labels import check_labels
+from actionclip.text.templates import TEMPLATES, load_templates, resolve_templates
 
 
 def test_sixteen_original_templates():
@@ -98,10 +99,10 @@ def test_dtype_and_unknown_model(tiny_checkpoint):
     with torch.inference_mode():
         out = model.encode_video(torch.randn(1, 8, 3, 32, 32))
     assert out.dtype == torch.bfloat16
-    with pytest.raises(UsageError, match="unknown dtype"):
+    with pytest.raises(UsageError, match="dtype 'int3': unknown"):
         actionclip.load(tiny_checkpoint, dtype="int3")
     with pytest.raises(UsageError, match="vit-b-32-8f"):
-        actionclip.load("vit-b-32-8ff")
+        actionclip.load("vit-b-32-8ff", dtype="fp32")
 
 
 def test_labels_differing_only_in_case_or_spacing_are_duplicates():

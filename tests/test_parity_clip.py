@@ -12,8 +12,8 @@ import pytest
 import torch
 
 import actionclip
-from actionclip.checkpoints import read_checkpoint
-from actionclip.testing import SIZES, hf_config, write_checkpoint
+from actionclip.loading.checkpoints import read_checkpoint
+from actionclip._dev.weights import SIZES, hf_config, write_checkpoint
 
 transformers = pytest.importorskip("transformers")
 
@@ -99,7 +99,7 @@ def checkpoints(tmp_path_factory):
 @pytest.mark.parametrize("fmt", ["actionclip", "actionclip-fp16", "mmaction2", "openai", "openai-jit", "hf"])
 def test_image_and_text_embeddings_match_transformers(checkpoints, fmt):
     path = checkpoints[fmt]
-    ours = actionclip.load(path)
+    ours = actionclip.load(path, dtype="fp32")
     reference = reference_model(path, fmt.replace("-fp16", ""))
     torch.manual_seed(0)
     pixels = torch.randn(5, 3, 32, 32)
@@ -123,19 +123,19 @@ def test_formats_are_detected(checkpoints, fmt):
     expected_kind = "Transf" if fmt in ("actionclip", "mmaction2") else "meanP"
     assert loaded.format == fmt.replace("-jit", "")
     assert loaded.fusion_type == expected_kind
-    model = actionclip.load(checkpoints[fmt])
+    model = actionclip.load(checkpoints[fmt], dtype="fp32")
     assert model.fusion_type == expected_kind and model.num_frames == 8
     assert model.input_resolution == 32 and model.embed_dim == 64 and model.context_length == 77
 
 
 def test_architecture_is_inferred_from_shapes(checkpoints):
-    cfg = actionclip.load(checkpoints["openai"]).clip.config
+    cfg = actionclip.load(checkpoints["openai"], dtype="fp32").clip.config
     assert (cfg.vision_width, cfg.vision_layers, cfg.vision_heads, cfg.vision_patch_size) == (128, 2, 2, 8)
     assert (cfg.text_width, cfg.text_layers, cfg.text_heads, cfg.vocab_size) == (128, 2, 2, 49408)
 
 
 def test_logit_scale_is_clips_temperature_capped_at_100(checkpoints):
-    model = actionclip.load(checkpoints["actionclip"])
+    model = actionclip.load(checkpoints["actionclip"], dtype="fp32")
     assert model.logit_scale.item() == pytest.approx(100.0, abs=1e-3)
 
 
@@ -145,7 +145,7 @@ def test_full_size_b32_loads_and_runs(tmp_path):
 
     path = write_checkpoint(tmp_path / "b32.pt", "actionclip", size="B/32")
     assert 640e6 < path.stat().st_size < 720e6  # 151M CLIP + 19M Transf head parameters, fp32
-    model = actionclip.load(path)
+    model = actionclip.load(path, dtype="fp32")
     n_params = sum(p.numel() for p in model.parameters())
     assert 168e6 < n_params < 172e6
     cfg = model.clip.config

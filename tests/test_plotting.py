@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 
 from actionclip.errors import UsageError
-from actionclip.plotting import plot_timeline
-from actionclip.timeline import TimelineResult, find_segments
+from actionclip.temporal.plot import plot_timeline
+from actionclip.temporal.timeline import TimelineResult, find_segments
 
 
 def _result(labels, scores, stride=0.5, window=2.0):

@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 import pytest
 
 from actionclip.errors import UsageError
-from actionclip.registry import DEFAULT_MODEL, MODELS, ModelSpec, get_spec, list_models
+from actionclip.loading.registry import DEFAULT_MODEL, MODELS, ModelSpec, get_spec, list_models
 
 EXPECTED = {  # name: (arch, frames, fusion, K400 top-1 as published by mmaction2, format)
     "vit-b-32-8f": ("ViT-B/32", 8, "Transf", 77.6, "mmaction2"),

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
 import pytest
 import torch
 
@@ -48,11 +47,15 @@ def test_auto_dtype_follows_native_bf16(monkeypatch, text, expected):
     assert (choice.device, choice.dtype) == ("cpu", expected)
     assert choice.torch_dtype == runtime.torch_dtype(expected)
     assert ("AMX" in choice.reason or "AVX512" in choice.reason)
-    # The CLI's --dtype auto is the same choice (and an explicit one is kept).
-    from actionclip.commands._common import pick_dtype
+    # actionclip.load's default and the CLI's --dtype auto are this same choice (an explicit one is kept).
+    import argparse
 
-    assert pick_dtype("auto", "cpu") == runtime.torch_dtype(expected)
-    assert pick_dtype("fp32", "cpu") == torch.float32
+    from actionclip.cli.options import add_runtime
+
+    parser = argparse.ArgumentParser()
+    add_runtime(parser)
+    assert runtime.from_args(parser.parse_args(["--device", "cpu"])).dtype == expected
+    assert runtime.from_args(parser.parse_args(["--device", "cpu", "--dtype", "fp32"])).dtype == "fp32"
 
 
 def test_explicit_choices_and_errors(monkeypatch):
@@ -63,7 +66,7 @@ def test_explicit_choices_and_errors(monkeypatch):
     assert runtime.dtype_name(torch.float16) == "fp16" and runtime.dtype_name("bfloat16") == "bf16"
     with pytest.raises(UsageError, match="dtype 'int4'"):
         runtime.resolve("cpu", "int4")
-    with pytest.raises(UsageError, match="--device tpu"):
+    with pytest.raises(UsageError, match="device 'tpu'"):
         runtime.resolve("tpu", "auto")
     if not torch.cuda.is_available():
         with pytest.raises(UsageError, match="CUDA is not available"):
@@ -77,37 +80,43 @@ def test_threads_and_arguments():
         assert runtime.configure_threads(1) == 1 == torch.get_num_threads()
     finally:
         torch.set_num_threads(before)
-    with pytest.raises(UsageError, match="--threads 0"):
+    with pytest.raises(UsageError, match="threads 0"):
         runtime.configure_threads(0)
+    from actionclip.cli.options import add_runtime
+
     parser = argparse.ArgumentParser()
-    runtime.add_runtime_arguments(parser)
-    args = parser.parse_args(["--device", "cpu", "--dtype", "fp32", "--threads", str(before)])
+    add_runtime(parser)
+    args = parser.parse_args(["--device", "cpu", "--dtype", "fp32"])
     assert runtime.from_args(args).describe().startswith("cpu fp32")
     with pytest.raises(SystemExit):
         parser.parse_args(["--dtype", "fp8"])
 
 
 def test_gpu_helpers_on_cpu():
+    from actionclip.bench import gpu
+
     x = torch.arange(6, dtype=torch.uint8).view(2, 3)
-    y = runtime.to_device(x, "cpu", torch.float32)
+    y = gpu.to_device(x, "cpu", torch.float32)
     assert y.dtype == torch.float32 and torch.equal(y, x.float())
     fn = lambda t: t + 1  # noqa: E731
-    assert runtime.maybe_compile(fn, enabled=False) is fn
-    runtime.synchronize("cpu")
+    assert gpu.maybe_compile(fn, enabled=False) is fn
+    gpu.synchronize("cpu")
     if not torch.cuda.is_available():
         with pytest.raises(UsageError, match="CUDA is not available"):
-            runtime.CudaGraphEncoder(fn)
+            gpu.CudaGraphEncoder(fn)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (GPU helpers' real path)")
 def test_cuda_graph_encoder_matches_eager():  # pragma: no cover - runs on GPU machines only
+    from actionclip.bench import gpu
+
     model = torch.nn.Linear(16, 8).cuda().eval()
     x = torch.randn(4, 16)
-    graph = runtime.CudaGraphEncoder(model)
+    graph = gpu.CudaGraphEncoder(model)
     with torch.inference_mode():
-        eager = model(runtime.to_device(x, "cuda"))
+        eager = model(gpu.to_device(x, "cuda"))
         for _ in range(2):
-            assert torch.allclose(graph(runtime.to_device(x, "cuda")), eager)
+            assert torch.allclose(graph(gpu.to_device(x, "cuda")), eager)
 
 
 # --- bf16 parity ------------------------------------------------------------------------------------
@@ -174,8 +183,8 @@ def test_bf16_top_label_holds_on_shared_clips(fp32_bf16, shared_data):
 
 def test_hf_reference_holds_the_same_weights(tiny_model):
     pytest.importorskip("transformers")
-    from actionclip.bench import _hf_text, _hf_video, hf_from_clip
-    from actionclip.tokenizer import tokenize
+    from actionclip.bench.run import _hf_text, _hf_video, hf_from_clip
+    from actionclip.text.tokenizer import tokenize
 
     hf = hf_from_clip(tiny_model.clip)
     r = tiny_model.input_resolution
@@ -188,7 +197,7 @@ def test_hf_reference_holds_the_same_weights(tiny_model):
 
 
 def test_flop_count_and_matmul_bound(tiny_model):
-    from actionclip.bench import count_flops, matmul_gflops
+    from actionclip.bench.run import count_flops, matmul_gflops
 
     r, t = tiny_model.input_resolution, tiny_model.num_frames
     one = count_flops(lambda: tiny_model.encode_video(torch.zeros(1, t, 3, r, r)))
@@ -204,8 +213,8 @@ def test_flop_count_and_matmul_bound(tiny_model):
 
 
 def test_bench_runs_and_reports_ratios(tmp_path):
-    from actionclip.bench import BenchConfig, format_table, run_bench
-    from actionclip.synthetic import make_test_video
+    from actionclip.bench.run import BenchConfig, format_table, run_bench
+    from actionclip._dev.videos import make_test_video
 
     clip = make_test_video(tmp_path / "c.mp4", seconds=1, size=(64, 48))
     cfg = BenchConfig(model="tiny", labels=4, dtypes=("fp32",), repeats=2, budget_s=0.5, onnx=False,

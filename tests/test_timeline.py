@@ -7,16 +7,9 @@ import pytest
 import torch
 
 from actionclip.errors import UsageError
-from actionclip.timeline import (
-    FrameEncoder,
-    find_segments,
-    hysteresis_runs,
-    iter_windows,
-    merge_runs,
-    plan_sampling,
-    smooth_scores,
-    top_labels,
-)
+from actionclip.temporal.frames import FrameEncoder, iter_windows
+from actionclip.temporal.plan import plan_sampling
+from actionclip.temporal.segments import find_segments, hysteresis_runs, merge_runs, smooth_scores, top_labels
 from timeline_support import LABELS, arranged, arranged_model, colour_video, meanp_checkpoint  # noqa: F401
 
 # ---------------------------------------------------------------------------------------------------
@@ -59,6 +52,9 @@ class _CountingEncoder(FrameEncoder):
 
     def preprocess(self, frame):
         return torch.tensor([float(frame[0, 0, 0])])
+
+    def stack(self, units):
+        return torch.stack(units)
 
     def encode(self, pixels):
         self.frames_encoded += len(pixels)
@@ -193,7 +189,7 @@ def segments_video(tmp_path_factory):
 
 
 def test_detected_segments_lie_within_one_stride_of_the_true_cuts(arranged, segments_video):
-    from actionclip.timeline import timeline
+    from actionclip.temporal.timeline import timeline
 
     model, calls = arranged
     path, cuts = segments_video
@@ -220,7 +216,7 @@ def test_detected_segments_lie_within_one_stride_of_the_true_cuts(arranged, segm
 
 def test_one_label_alone_is_detected_only_where_it_happens(arranged, segments_video):
     """The softmax over a single label is 1 everywhere; the independent score is not."""
-    from actionclip.timeline import timeline
+    from actionclip.temporal.timeline import timeline
 
     model, _ = arranged
     path, cuts = segments_video
@@ -235,12 +231,12 @@ def test_one_label_alone_is_detected_only_where_it_happens(arranged, segments_vi
 def test_cached_windows_equal_encoding_each_window_from_scratch(tmp_path):
     """With a real Transf fusion head, the cached path gives the same scores as the naive one."""
     import actionclip
-    from actionclip.preprocess import preprocess_frames
-    from actionclip.testing import write_checkpoint
-    from actionclip.timeline import timeline
+    from actionclip.video.preprocess import preprocess_frames
+    from actionclip._dev.weights import write_checkpoint
+    from actionclip.temporal.timeline import timeline
     from actionclip.video import iter_frames
 
-    model = actionclip.load(write_checkpoint(tmp_path / "transf.pt", fusion="Transf", frames=4))
+    model = actionclip.load(write_checkpoint(tmp_path / "transf.pt", fusion="Transf", frames=4), dtype="fp32")
     path = tmp_path / "v.mp4"
     colour_video(path, [("red", 1.0), ("green", 1.5)])
     labels = ["juggling", "swimming", "dancing"]
@@ -249,7 +245,7 @@ def test_cached_windows_equal_encoding_each_window_from_scratch(tmp_path):
     label_emb = model.encode_labels(labels)
     with torch.inference_mode():
         for i in range(len(result.starts)):
-            pixels = torch.as_tensor(preprocess_frames(np.stack(grid[i : i + 4]), resolution=model.input_resolution))
+            pixels = preprocess_frames(torch.from_numpy(np.stack(grid[i : i + 4])), model.config.preprocessing)
             video = model.encode_video(pixels[None])
             torch.testing.assert_close(torch.from_numpy(result.probs[i]), model.probabilities(video, label_emb)[0],
                                        atol=2e-5, rtol=1e-4)
@@ -259,7 +255,7 @@ def test_cached_windows_equal_encoding_each_window_from_scratch(tmp_path):
 @pytest.fixture(scope="module")
 def segments_timeline(arranged_model, segments_video):
     """The timeline of the segments video (1 s windows, 0.5 s stride, 4 frames), for tests that only read it."""
-    from actionclip.timeline import timeline
+    from actionclip.temporal.timeline import timeline
 
     return timeline(arranged_model[0], segments_video[0], LABELS, window=1.0, stride=0.5, frames=4)
 
@@ -295,7 +291,7 @@ def test_save_to_an_unwritable_place_is_one_line_naming_the_file(segments_timeli
 def test_annotated_video_shows_the_label(segments_timeline, segments_video, tmp_path):
     import av
 
-    from actionclip.annotate import Labeller, annotate_video
+    from actionclip.temporal.annotate import Labeller, annotate_video
     from actionclip.video import iter_frames, probe
 
     path, _ = segments_video

@@ -2,7 +2,7 @@
 
 Reference: Hugging Face's ``CLIPTokenizer`` (in transformers >= 5 the slow and fast names are the same
 class, backed by the Rust ``tokenizers`` BPE), built here from ``vocab.json`` + ``merges.txt`` that the
-test derives from the shipped merges file. It is independent of ``actionclip.tokenizer`` in everything
+test derives from the shipped merges file. It is independent of ``actionclip.text.tokenizer`` in everything
 that can go wrong: its own byte map (``transformers.convert_slow_tokenizer.bytes_to_unicode``), its own
 word-splitting regex engine, whitespace collapse, lower-casing, BPE merge loop and special-token
 handling, all in Rust. Only the data (the merges) is shared, which is the point: same data, different
@@ -31,7 +31,7 @@ import torch
 
 import actionclip
 from actionclip.errors import ActionCLIPError, UsageError
-from actionclip.tokenizer import (
+from actionclip.text.tokenizer import (
     EOT,
     SOT,
     VOCAB_SIZE,
@@ -332,7 +332,7 @@ def test_decode_special_tokens_and_bad_ids():
 
 
 def test_import_is_light():
-    code = "import sys, actionclip.tokenizer; print(sorted(m for m in ('torch', 'ftfy') if m in sys.modules))"
+    code = "import sys, actionclip.text.tokenizer; print(sorted(m for m in ('torch', 'ftfy') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

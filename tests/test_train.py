@@ -15,9 +15,9 @@ import torch
 
 import actionclip
 from actionclip.cli import main
-from actionclip.datasets import Sample, VideoDataset, few_shot
-from actionclip.evaluate import evaluate
-from actionclip.train import LAST, TrainConfig, lr_factor, train
+from actionclip.training.datasets import Sample, VideoDataset, few_shot
+from actionclip.training.evaluate import evaluate
+from actionclip.training.train import LAST, TrainConfig, lr_factor, train
 
 COLOURS = {"red": (230, 30, 30), "green": (30, 200, 30), "blue": (40, 60, 240)}
 DIRECTIONS = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
@@ -52,7 +52,7 @@ def ball_frames(colour: str, direction: str, rng: np.random.Generator) -> np.nda
 
 
 def make_set(folder: Path, pairs, per_pair: int, seed: int, classes: list[str] | None = None) -> VideoDataset:
-    from actionclip.synthetic import write_video
+    from actionclip._dev.videos import write_video
 
     rng = np.random.default_rng(seed)
     classes = classes or [label(c, d) for c, d in pairs]
@@ -80,7 +80,7 @@ def data(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def start_checkpoint(tmp_path_factory) -> Path:
-    from actionclip.testing import write_checkpoint
+    from actionclip._dev.weights import write_checkpoint
 
     return write_checkpoint(tmp_path_factory.mktemp("start") / "tiny4.pt", size="tiny", frames=4)
 
@@ -120,7 +120,7 @@ def test_checkpoint_is_original_format_and_classifies_through_the_cli(trained, d
     raw = torch.load(trained.last, map_location="cpu", weights_only=True)
     assert {"model_state_dict", "fusion_model_state_dict", "optimizer_state_dict", "epoch"} <= raw.keys()
     assert all(k.startswith("module.") for k in raw["fusion_model_state_dict"]) and raw["epoch"] == 40
-    model = actionclip.load(trained.last)
+    model = actionclip.load(trained.last, dtype="fp32")
     assert model.num_frames == 4
     video = data["seen"][0].path
     labels = data["seen"].classes
@@ -147,7 +147,7 @@ def test_resume_continues_from_the_last_epoch(trained, data, tmp_path):
 def test_freeze_backbone_few_shot_accumulation_bf16(data, start_checkpoint, tmp_path):
     subset = few_shot(data["train"], 2, seed=0)
     assert subset.counts() == [2] * 9
-    model = actionclip.load(start_checkpoint)
+    model = actionclip.load(start_checkpoint, dtype="fp32")
     before = {k: v.clone() for k, v in model.state_dict().items()}
     config = TrainConfig(epochs=1, freeze_backbone=True, accum_steps=2, precision="bf16",
                          **{**RECIPE, "batch_size": 4})

@@ -42,7 +42,7 @@ def arrange(model):
         return torch.nn.functional.one_hot(nearest, dim).float()
 
     def encode_labels(labels, templates=None):
-        from actionclip.templates import resolve_templates
+        from actionclip.text.templates import resolve_templates
 
         rows = []
         for label in labels:
@@ -61,7 +61,7 @@ def arrange(model):
 def colour_video(path, segments, fps=10, size=(64, 48), gop=10):
     """Write ``segments`` [(colour, seconds)] back to back, with a little moving texture so the
     codec sees real motion; returns the true cut times."""
-    from actionclip.synthetic import write_video
+    from actionclip._dev.videos import write_video
 
     w, h = size
     yy, xx = np.mgrid[0:h, 0:w]
@@ -80,7 +80,7 @@ def colour_video(path, segments, fps=10, size=(64, 48), gop=10):
 @pytest.fixture(scope="module")
 def meanp_checkpoint(tmp_path_factory):
     """A tiny random checkpoint with meanP fusion (a window's embedding is the mean of its frames')."""
-    from actionclip.testing import write_checkpoint
+    from actionclip._dev.weights import write_checkpoint
 
     return write_checkpoint(tmp_path_factory.mktemp("ckpt") / "meanp.pt", fusion="meanP")
 
@@ -90,7 +90,7 @@ def arranged_model(meanp_checkpoint):
     """(model, calls): the arranged model, once per test module, and its encoder-call counter."""
     import actionclip
 
-    model = actionclip.load(meanp_checkpoint)
+    model = actionclip.load(meanp_checkpoint, dtype="fp32")
     return model, arrange(model)
 
 

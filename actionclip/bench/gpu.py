@@ -1,0 +1,94 @@
+"""GPU helpers for the benchmark: pinned-memory copies, ``torch.compile``, CUDA graphs.
+
+No-ops or one-line errors on machines without CUDA (their CPU paths are tested there too).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+from actionclip.errors import UsageError
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import torch
+
+
+def to_device(tensor: torch.Tensor, device: str, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Move a CPU batch to ``device``; on CUDA through pinned memory so the copy is asynchronous.
+
+    The dtype cast happens on the GPU after the copy when it narrows (fp32 -> bf16 on the GPU is
+    free, and the host stays out of the way), and before it when it widens (uint8 frames are cast on
+    the GPU, which is the point: a quarter of the bytes cross PCIe).
+    """
+    if not str(device).startswith("cuda"):
+        return tensor.to(device=device, dtype=dtype) if dtype is not None else tensor.to(device)
+    if tensor.device.type == "cpu" and not tensor.is_pinned():
+        tensor = tensor.pin_memory()
+    out = tensor.to(device, non_blocking=True)
+    return out.to(dtype) if dtype is not None else out
+
+
+def maybe_compile(fn: Callable[..., Any], enabled: bool, mode: str = "max-autotune-no-cudagraphs") -> Callable:
+    """``torch.compile(fn)`` when enabled (and supported); else ``fn`` unchanged.
+
+    Compilation costs tens of seconds once, so only long runs (bench, eval, batch classify on a GPU)
+    should ask for it.
+    """
+    if not enabled:
+        return fn
+    import torch
+
+    if not hasattr(torch, "compile"):
+        raise UsageError(f"--compile: torch {torch.__version__} has no torch.compile")
+    return torch.compile(fn, mode=mode, dynamic=False)
+
+
+class CudaGraphEncoder:
+    """Replay ``fn`` on a fixed-shape input as one CUDA graph (removes per-kernel launch overhead).
+
+    ``fn`` is any pure tensor function (``model.encode_video``); the first call with a shape captures
+    the graph after a warm-up on a side stream, later calls copy the input into the static buffer and
+    replay.  A batch of another shape gets its own graph (keep the set of shapes small: pad the last
+    batch to the common size).  Outputs are clones, so the caller may keep them across calls.
+    """
+
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], warmup: int = 3):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UsageError("--cuda-graphs: CUDA is not available on this machine")
+        self.fn = fn
+        self.warmup = warmup
+        self._graphs: dict[tuple, tuple[Any, torch.Tensor, torch.Tensor]] = {}
+
+    def _capture(self, x: torch.Tensor) -> tuple[Any, torch.Tensor, torch.Tensor]:
+        import torch
+
+        static_in = x.clone()
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream), torch.inference_mode():
+            for _ in range(self.warmup):
+                self.fn(static_in)
+        torch.cuda.current_stream().wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph), torch.inference_mode():
+            static_out = self.fn(static_in)
+        return graph, static_in, static_out
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        key = (tuple(x.shape), x.dtype, x.device)
+        if key not in self._graphs:
+            self._graphs[key] = self._capture(x)
+        graph, static_in, static_out = self._graphs[key]
+        static_in.copy_(x, non_blocking=True)
+        graph.replay()
+        return static_out.clone()
+
+
+def synchronize(device: str) -> None:
+    """Wait for queued GPU work (timings are meaningless without it); no-op on CPU."""
+    if str(device).startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()

@@ -1,0 +1,111 @@
+"""``actionclip timeline``: when does each action happen in a (long) video?
+
+Writes ``PREFIX.windows.csv/.json`` (every window's scores), ``PREFIX.segments.csv/.json`` (the
+detected segments) and ``PREFIX.png`` (one lane per label), and prints the segments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from actionclip.cli import options
+from actionclip.cli.options import non_negative_float, positive_float
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``timeline`` sub-command."""
+    p = subparsers.add_parser(
+        "timeline",
+        help="find when each action happens in a video (sliding windows, segments, plot)",
+        description="Score sliding windows over a video and find the segments where each label happens. "
+        "Writes PREFIX.windows.csv/.json, PREFIX.segments.csv/.json and PREFIX.png.",
+        epilog="example: actionclip timeline match.mp4 --text 'scoring a goal' --text 'a foul' --stride 0.5",
+    )
+    p.add_argument("video", metavar="VIDEO", help="video file")
+    options.add_detection(p)
+    p.add_argument("--stride", type=positive_float, default=1.0, metavar="SECONDS",
+                   help="seconds between window starts (default 1)")
+    p.add_argument("--hysteresis", type=non_negative_float, default=0.1, metavar="H",
+                   help="a segment lasts while the score stays above threshold - H (default 0.1)")
+    p.add_argument("--smooth", type=non_negative_float, metavar="SECONDS",
+                   help="moving-average width over window scores (default 3 strides; 0: off)")
+    p.add_argument("--min-duration", type=non_negative_float, default=0.0, metavar="S",
+                   help="drop segments shorter than S seconds (default 0)")
+    p.add_argument("--min-gap", type=non_negative_float, default=0.0, metavar="S",
+                   help="join segments of a label separated by less than S seconds (default 0)")
+    p.add_argument("--start", type=non_negative_float, metavar="SECONDS", help="start here")
+    p.add_argument("--end", type=positive_float, metavar="SECONDS", help="stop here")
+    p.add_argument("-o", "--out", metavar="PREFIX", help="output prefix (default: the video's name without extension)")
+    p.add_argument("--no-plot", action="store_true", help="do not write PREFIX.png")
+    p.add_argument("--annotate", metavar="OUT.mp4", help="also write the video with the current label drawn on it")
+    p.add_argument("--json", action="store_true", help="print the segments (with settings and stats) as JSON")
+    options.add_batch_size(p, default=32, what="frames per image-encoder call")
+    p.set_defaults(func=run)
+
+
+def _fmt_time(seconds: float) -> str:
+    m, s = divmod(max(0.0, seconds), 60)
+    h, m = divmod(int(m), 60)
+    return f"{h}:{m:02d}:{s:04.1f}" if h else f"{m}:{s:04.1f}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from actionclip.temporal.timeline import timeline
+
+    if not Path(args.video).is_file():
+        from actionclip.errors import VideoError
+
+        raise VideoError(f"{args.video}: no such file")
+    from actionclip.files import check_writable
+
+    prefix = args.out or str(Path(args.video).with_suffix(""))
+    for target in [Path(prefix + ".windows.csv")] + ([Path(args.annotate)] if args.annotate else []):
+        check_writable(target)  # before the (long) scoring, not after it
+    labels, templates = options.labels_from(args), options.templates_from(args)  # checked before loading
+    model = options.load_model(args)
+    progress, bar = None, None
+    if sys.stderr.isatty() and not args.json:
+        from tqdm import tqdm
+
+        from actionclip.video import probe
+
+        bar = tqdm(total=round(probe(args.video).duration, 1), unit="s", desc="timeline", leave=False)
+
+        def progress(t: float) -> None:
+            bar.update(max(0.0, round(t, 1) - bar.n))
+
+    try:
+        result = timeline(model, args.video, labels, templates=templates, background=args.background,
+                          window=args.window, stride=args.stride, frames=args.frames, threshold=args.threshold,
+                          hysteresis=args.hysteresis, smooth=args.smooth, min_duration=args.min_duration,
+                          min_gap=args.min_gap, score=args.score, start=args.start, end=args.end,
+                          batch_size=args.batch_size, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    paths = result.save(prefix, plot=not args.no_plot)
+    if args.annotate:
+        from actionclip.temporal.annotate import annotate_video
+
+        paths["annotated"] = annotate_video(args.video, args.annotate, result)
+    if args.json:
+        doc = {k: v for k, v in result.to_dict().items() if k != "windows"}
+        doc["files"] = {k: str(v) for k, v in paths.items()}
+        print(json.dumps(doc, ensure_ascii=False))
+        return 0
+    st = result.stats
+    print(f"{args.video}: {st['duration']:.1f} s, {st['windows']} windows "
+          f"(window {result.settings['window']:g} s, stride {result.settings['stride']:g} s, "
+          f"T={result.settings['frames']}); {st['frames_encoded']} frames encoded "
+          f"(naive {st['naive_frames_encoded']}); {st['realtime_factor']}x real time")
+    if not result.segments:
+        print(f"  no segments: no label reached {args.threshold:g} ({args.score} score)")
+    width = max(len(s.label) for s in result.segments) if result.segments else 0
+    for seg in result.segments:
+        print(f"  {_fmt_time(seg.start):>9} - {_fmt_time(seg.end):<9} {seg.label:<{width}}  "
+              f"mean {seg.mean_score:.2f}  peak {seg.peak_score:.2f} at {_fmt_time(seg.peak_time)}")
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0

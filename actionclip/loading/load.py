@@ -1,0 +1,93 @@
+"""``actionclip.load``: a registry name or a checkpoint path in, a ready model out.
+
+The steps, each in its own module: the name is looked up in :mod:`~actionclip.loading.registry`;
+its file is fetched and verified by :mod:`~actionclip.loading.download` (a path is used as is); the
+file's format is recognised by :mod:`~actionclip.loading.checkpoints`, which also says which model
+family builds it; the family's default :class:`~actionclip.model.config.ModelConfig` is updated with
+what the file carries, then the registry entry's overrides, then the caller's ``frames``; the family
+builds the model, which is moved to the device and precision :func:`actionclip.runtime.resolve`
+chooses (the one rule the CLI's ``--device``/``--dtype auto`` follows too).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from actionclip.errors import UsageError
+
+if TYPE_CHECKING:
+    import torch
+
+    from actionclip.loading.checkpoints import LoadedCheckpoint
+    from actionclip.loading.registry import ModelSpec
+    from actionclip.model.config import ModelConfig
+    from actionclip.model.module import VideoModule
+
+__all__ = ["load", "build_model", "FAMILIES"]
+
+
+def _actionclip_family() -> tuple["ModelConfig", Callable[["LoadedCheckpoint", "ModelConfig"], "VideoModule"]]:
+    from actionclip.model.actionclip import ActionCLIP
+    from actionclip.model.config import ModelConfig
+
+    return ModelConfig(), ActionCLIP.from_checkpoint
+
+
+# family name -> () -> (default config, builder(checkpoint, config)); imported on use
+FAMILIES: dict[str, Callable[[], tuple[Any, Callable[..., Any]]]] = {
+    "actionclip": _actionclip_family,
+}
+
+
+def build_model(ckpt: "LoadedCheckpoint", *, spec: "ModelSpec | None" = None,
+                frames: int | None = None) -> "VideoModule":
+    """The model a read checkpoint describes, with its config (family default < file < registry
+    entry < ``frames``). On the CPU, in fp32."""
+    family = spec.family if spec is not None else ckpt.family
+    if family not in FAMILIES:
+        raise UsageError(f"{ckpt.path}: unknown model family {family!r}")
+    default, build = FAMILIES[family]()
+    config = default.updated(ckpt.config)
+    if spec is not None:
+        config = config.updated(spec.config).replace(frames=spec.frames)
+    config = config.replace(frames=ckpt.num_frames)  # what the weights were built for wins over the entry
+    if frames is not None:
+        if int(frames) < 1:
+            raise UsageError(f"frames must be at least 1, got {frames}")
+        config = config.replace(frames=int(frames))
+    return build(ckpt, config)
+
+
+def load(
+    name_or_path: str | os.PathLike,
+    device: "str | torch.device | None" = "auto",
+    dtype: "str | torch.dtype | None" = None,
+    frames: int | None = None,
+) -> "VideoModule":
+    """Load a model by registry name (``"vit-b-32-8f"``, see ``actionclip models``; downloaded and
+    cached on first use) or from a local checkpoint file or folder in any supported format.
+
+    Args:
+        device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
+        dtype: ``None``/``"auto"`` picks the fast native precision for the device (bf16 on CPUs with
+            AMX/AVX512-BF16 and on CUDA cards with bf16, fp16 on older cards, fp32 on other CPUs);
+            or ``"fp32"``, ``"bf16"``, ``"fp16"`` (or a torch dtype). Pass ``"fp32"`` for results
+            that match a reference implementation to 1e-5.
+        frames: frames sampled per clip (default: the model's).
+
+    Returns:
+        The model in eval mode.
+    """
+    from actionclip import runtime
+    from actionclip.loading.checkpoints import read_checkpoint
+    from actionclip.loading.download import resolve
+    from actionclip.loading.registry import find_spec
+
+    spec = None if Path(os.fspath(name_or_path)).expanduser().exists() else find_spec(os.fspath(name_or_path))
+    choice = runtime.resolve(None if device is None else str(device), dtype)  # bad options fail before any download
+    model = build_model(read_checkpoint(resolve(name_or_path)), spec=spec, frames=frames)
+    if spec is not None:
+        model.name = spec.name
+    return model.to(device=choice.device, dtype=choice.torch_dtype).eval()

@@ -1,0 +1,151 @@
+"""Named models: where each checkpoint lives, how to check it, and what it is.
+
+The ActionCLIP entries are mmaction2's ports of the checkpoints released with the paper
+(sallymmx/ActionCLIP); their accuracies are the single-view numbers mmaction2 reports for them
+(8/16/32 frames sampled uniformly, one clip, one centre crop). The ``clip-*`` entries are bare OpenAI
+CLIP image/text encoders, used zero-shot with mean pooling over frames (``meanP``).
+
+OpenAI's download URLs carry the file's SHA-256 as their second-to-last path segment; mmaction2
+publishes no checksum or size for its ports, so those fields are ``None`` and the downloader records
+the hash of what it fetched instead.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from actionclip.errors import UsageError
+
+__all__ = ["ModelSpec", "MODELS", "DEFAULT_MODEL", "list_models", "get_spec", "find_spec"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One downloadable model.
+
+    Attributes:
+        name: registry name, e.g. ``"vit-b-32-8f"``.
+        url: where the checkpoint is downloaded from.
+        filename: the file's name in the cache directory.
+        frames: frames sampled per clip (the fusion head's position table length for ``Transf``).
+        fusion: temporal fusion head, ``"Transf"`` or ``"meanP"``.
+        arch: CLIP backbone, e.g. ``"ViT-B/32"``.
+        format: checkpoint format hint for the loader: ``"mmaction2"`` or ``"openai-clip"``.
+        sha256: expected SHA-256 of the file (lower-case hex), or ``None`` when unpublished.
+        size_bytes: expected file size, or ``None`` when unknown.
+        source: the page that documents the checkpoint.
+        k400_top1: published Kinetics-400 top-1 accuracy (%) under ``views``, or ``None``.
+        views: the test protocol behind ``k400_top1``.
+        description: one line for ``actionclip models``.
+        family: the model family that builds it (``"actionclip"`` for ActionCLIP and bare CLIP).
+        config: overrides of the family's :class:`~actionclip.model.config.ModelConfig`, in its
+            dict form (``{"templates": [...], "preprocessing": {"mean": ...}}``); plain data, so
+            that this module stays importable without torch or numpy.
+    """
+
+    name: str
+    url: str
+    filename: str
+    frames: int
+    fusion: str
+    arch: str
+    format: str
+    sha256: str | None = None
+    size_bytes: int | None = None
+    source: str = ""
+    k400_top1: float | None = None
+    views: str = ""
+    description: str = ""
+    family: str = "actionclip"
+    config: Mapping[str, Any] = field(default_factory=dict)
+
+
+_MMACTION_BASE = "https://download.openmmlab.com/mmaction/v1.0/projects/actionclip"
+_MMACTION_SOURCE = "https://github.com/open-mmlab/mmaction2/tree/main/projects/actionclip"
+_OPENAI_BASE = "https://openaipublic.azureedge.net/clip/models"
+_OPENAI_SOURCE = "https://github.com/openai/CLIP/blob/main/clip/clip.py"
+
+
+def _mmaction(patch: int, frames: int, top1: float) -> ModelSpec:
+    name = f"vit-b-{patch}-{frames}f"
+    config = f"actionclip_vit-base-p{patch}-res224-clip-pre_1x1x{frames}_k400-rgb"
+    return ModelSpec(
+        name=name,
+        url=f"{_MMACTION_BASE}/{config}/{name}.pth",
+        filename=f"{name}.pth",
+        frames=frames,
+        fusion="Transf",
+        arch=f"ViT-B/{patch}",
+        format="mmaction2",
+        source=_MMACTION_SOURCE,
+        k400_top1=top1,
+        views=f"1 clip x 1 centre crop, {frames} frames",
+        description=f"ActionCLIP ViT-B/{patch}, {frames} frames, Transformer fusion, "
+        "fine-tuned on Kinetics-400 (mmaction2 port of the released checkpoint)",
+    )
+
+
+def _openai(arch: str, sha256: str, size_bytes: int) -> ModelSpec:
+    filename = arch.replace("/", "-") + ".pt"
+    return ModelSpec(
+        name="clip-" + arch.lower().replace("/", "-"),
+        url=f"{_OPENAI_BASE}/{sha256}/{filename}",
+        filename=filename,
+        frames=8,
+        fusion="meanP",
+        arch=arch,
+        format="openai-clip",
+        sha256=sha256,
+        size_bytes=size_bytes,
+        source=_OPENAI_SOURCE,
+        description=f"bare OpenAI CLIP {arch} (TorchScript archive), frames averaged (meanP); "
+        "zero-shot baseline, not trained on video",
+    )
+
+
+MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        _mmaction(32, 8, 77.6),
+        _mmaction(16, 8, 80.3),
+        _mmaction(16, 16, 81.1),
+        _mmaction(16, 32, 81.3),
+        _openai("ViT-B/32", "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af", 353976522),
+        _openai("ViT-B/16", "5806e77cd80f8b59890b7e101eabd078d9fb84e6937f9e85e4ecb61988df416f", 350837078),
+    )
+}
+
+DEFAULT_MODEL = "vit-b-32-8f"
+
+
+def list_models() -> list[ModelSpec]:
+    """All registered models, default first, in registry order."""
+    return list(MODELS.values())
+
+
+def get_spec(name: str, registry: dict[str, ModelSpec] | None = None) -> ModelSpec:
+    """The spec registered as ``name`` (case-insensitive).
+
+    Raises:
+        UsageError: unknown name; the message suggests close matches and lists every name.
+    """
+    models = MODELS if registry is None else registry
+    spec = models.get(name) or models.get(name.strip().lower())
+    if spec is not None:
+        return spec
+    close = difflib.get_close_matches(name.strip().lower(), list(models), n=3, cutoff=0.6)
+    hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+    raise UsageError(
+        f"unknown model {name!r}: {hint}known models: {', '.join(models)} "
+        "(or give the path of a checkpoint file or folder)"
+    )
+
+
+def find_spec(name: str) -> ModelSpec | None:
+    """The spec registered as ``name``, or None (the downloader reports unknown names with hints)."""
+    try:
+        return get_spec(name)
+    except UsageError:
+        return None

@@ -1,0 +1,212 @@
+"""The contract every video-text model keeps, and the pipeline built on it, written once.
+
+A model (ActionCLIP, CLIP, X-CLIP, ... in torch, or an ONNX export run by ONNX Runtime) provides a
+few primitives:
+
+* ``config``: a :class:`~actionclip.model.config.ModelConfig` (frames, preprocessing, templates);
+* ``encode_video(pixels [B, T, 3, R, R]) -> features`` (a tensor ``[B, D]``, or
+  :class:`~actionclip.model.scoring.VideoFeatures`);
+* ``encode_tokens(ids [N, C]) -> [N, D]`` text embeddings (not normalised);
+* ``logits(features, label_features) -> [B, V, K, L]`` (a plain cosine unless the model conditions
+  its text on the video);
+* ``frame_independent``: whether a frame's embedding depends only on that frame, so that a timeline
+  may encode each frame once and fuse windows from the cache (``encode_image`` + ``fuse``); models
+  whose frames talk to each other inside the image tower (X-CLIP, Open-VCLIP) encode each window;
+* backend hooks: ``_ops`` (torch or numpy arithmetic), ``_from_numpy``, ``_inference()``.
+
+:class:`VideoTextModel` turns those into what users call: ``prepare_video`` (video -> normalised
+views, :class:`actionclip.video.views.VideoViews`), ``encode_text``, ``encode_labels``, ``probabilities``,
+``classify``, ``timeline`` and ``watch``. Torch-free, so the ONNX backend inherits it as is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
+
+import numpy as np
+
+from actionclip.model.config import ModelConfig
+from actionclip.model.scoring import (
+    NUMPY,
+    ArrayOps,
+    cosine_logits,
+    map_features,
+    probabilities,
+)
+from actionclip.text.labels import check_labels
+from actionclip.text.templates import resolve_templates
+
+if TYPE_CHECKING:
+    from actionclip.video.views import VideoViews
+
+__all__ = ["VideoTextModel", "TEXT_BATCH"]
+
+# Prompts per text-encoder call: large enough to keep the matmuls efficient, small enough that 6,400
+# Kinetics prompts do not hold a 6,400-row activation at once.
+TEXT_BATCH = 256
+
+
+class VideoTextModel:
+    """The shared half of every model; see the module notes for what a subclass provides."""
+
+    config: ModelConfig
+    name: str | None = None
+    frame_independent: bool = True
+    _ops: ArrayOps = NUMPY
+
+    # --- what the config says ---------------------------------------------------------------------
+
+    @property
+    def num_frames(self) -> int:
+        return self.config.frames
+
+    @property
+    def input_resolution(self) -> int:
+        return self.config.preprocessing.resolution
+
+    @property
+    def preprocessing(self):
+        return self.config.preprocessing
+
+    @property
+    def templates(self) -> list[str]:
+        """The prompt templates labels are embedded in unless others are given."""
+        return list(self.config.templates)
+
+    # --- backend hooks (torch overrides them) ----------------------------------------------------
+
+    def _from_numpy(self, array: np.ndarray) -> Any:
+        return array
+
+    def _inference(self) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext()
+
+    # --- text ------------------------------------------------------------------------------------
+
+    def encode_tokens(self, tokens: Any) -> Any:  # pragma: no cover - abstract
+        """Token ids ``[N, context_length]`` (numpy int64) -> text embeddings ``[N, D]``. A subclass
+        also sets ``context_length``."""
+        raise NotImplementedError
+
+    def encode_text(self, texts: Sequence[str] | str) -> Any:
+        """Full prompt strings -> text embeddings ``[N, D]`` (not L2-normalised)."""
+        from actionclip.text.tokenizer import token_ids
+
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        with self._inference():
+            return self.encode_tokens(token_ids(texts, self.context_length))
+
+    def encode_labels(self, labels: Sequence[str], templates: Sequence[str] | str | None = None) -> Any:
+        """Every label inside every template -> L2-normalised embeddings ``[K templates, L labels, D]``.
+
+        ``templates``: a list, one template string, or None for the model's own (``model.templates``).
+        """
+        from actionclip.text.tokenizer import token_ids
+
+        labels = check_labels(labels)
+        templates = resolve_templates(templates=templates, default=self.config.templates)
+        prompts = [t.format(label) for t in templates for label in labels]
+        tokens = token_ids(prompts, self.context_length)
+        # Batch prompts of similar length together: the text encoder stops at each batch's longest
+        # prompt, so sorting by length saves the padding work (~1.5x for the 16 templates).
+        order = np.argsort(tokens.argmax(axis=-1), kind="stable")
+        ops = self._ops
+        with self._inference():
+            parts = [ops.float32(self.encode_tokens(tokens[order[i : i + TEXT_BATCH]]))
+                     for i in range(0, len(prompts), TEXT_BATCH)]
+            embeddings = ops.take_rows(ops.cat(parts), np.argsort(order, kind="stable"))
+            return ops.l2(embeddings).reshape(len(templates), len(labels), -1)
+
+    # --- scores ------------------------------------------------------------------------------------
+
+    @property
+    def logit_scale(self) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def logits(self, video_features: Any, label_features: Any) -> Any:
+        """``logit_scale * cos`` per video, view, template and label: ``[B, V, K, L]``.
+
+        ``video_features``: ``[B, D]`` or ``[B, V, D]`` (V views) from :meth:`encode_video`;
+        ``label_features``: ``[K, L, D]`` from :meth:`encode_labels`."""
+        return cosine_logits(video_features, label_features, float(self.logit_scale))
+
+    def probabilities(self, video_features: Any, label_features: Any) -> Any:
+        """Video features ``[B, ...]`` or ``[B, V, ...]`` and label features ``[K, L, D]`` -> ``[B, L]``:
+        softmax over labels of ``logit_scale * cos`` per template and view, then the mean."""
+        with self._inference():
+            return probabilities(self.logits(video_features, label_features))
+
+    # --- whole videos -----------------------------------------------------------------------------
+
+    @property
+    def views(self) -> "VideoViews":
+        """This model's video -> views step (picklable: decoding workers take it instead of the model)."""
+        from actionclip.video.views import VideoViews
+
+        return VideoViews(self.config.preprocessing, self.config.frames, self.config.sampling,
+                          torch=self._ops.name == "torch")
+
+    def prepare_video(
+        self,
+        video: Any,
+        *,
+        frames: int | None = None,
+        clips: int = 1,
+        crops: int = 1,
+        mode: str | None = None,
+        start: float | None = None,
+        end: float | None = None,
+        seed: int | None = None,
+    ) -> Any:
+        """A path, uint8 RGB frames ``[N, H, W, 3]``, or normalised pixels ``[T, 3, R, R]`` /
+        ``[V, T, 3, R, R]`` -> normalised views ``[V, T, 3, R, R]`` (V = crops x clips).
+
+        Decoded frames are sampled exactly as a file would be (``clips``, ``mode``, ``seed``);
+        ``start``/``end`` apply to files. ``mode`` defaults to the model's test-time sampling
+        (:class:`~actionclip.video.views.VideoViews`)."""
+        return self.views(video, frames=frames, clips=clips, crops=crops, mode=mode, start=start, end=end,
+                          seed=seed)
+
+    def classify(
+        self,
+        video: Any,
+        labels: Sequence[str],
+        *,
+        templates: Sequence[str] | str | None = None,
+        frames: int | None = None,
+        clips: int = 1,
+        crops: int = 1,
+        mode: str | None = None,
+        start: float | None = None,
+        end: float | None = None,
+        seed: int | None = None,
+        label_embeddings: Any = None,
+    ) -> list[tuple[str, float]]:
+        """Rank ``labels`` for one video: ``[(label, probability), ...]``, highest first, all labels.
+
+        ``video`` is anything :meth:`prepare_video` takes. ``label_embeddings`` (from
+        :meth:`encode_labels`) skips the text encoder when classifying many videos with the same
+        labels. With ``clips``/``crops`` the scores are averaged over the views."""
+        labels = check_labels(labels)
+        with self._inference():
+            if label_embeddings is None:
+                label_embeddings = self.encode_labels(labels, templates)
+            pixels = self.prepare_video(video, frames=frames, clips=clips, crops=crops, mode=mode,
+                                        start=start, end=end, seed=seed)
+            features = map_features(self.encode_video(pixels), lambda t, _: t[None])  # [1, V, ...]
+            probs = self._ops.to_numpy(self.probabilities(features, label_embeddings))[0]
+        return sorted(zip(labels, probs.tolist()), key=lambda pair: -pair[1])
+
+    def timeline(self, video: Any, labels: Sequence[str], **options: Any) -> Any:
+        """When each action happens in a long video: see :func:`actionclip.temporal.timeline.timeline`."""
+        from actionclip.temporal.timeline import timeline
+
+        return timeline(self, video, labels, **options)
+
+    def watch(self, source: Any, labels: Sequence[str], **options: Any) -> Iterator[Any]:
+        """Follow a live stream: see :func:`actionclip.temporal.live.watch`."""
+        from actionclip.temporal.live import watch
+
+        return watch(self, source, labels, **options)
+

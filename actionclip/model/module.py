@@ -1,0 +1,70 @@
+"""The torch side of the model contract: device and dtype, no-grad inference, numpy in.
+
+:class:`VideoModule` is the base of every torch video-text model (ActionCLIP and CLIP here, the
+next families beside them). It answers the backend hooks of
+:class:`~actionclip.model.base.VideoTextModel` for torch, and puts inputs on the model's device and
+dtype, so callers may hand in numpy arrays, CPU tensors or GPU tensors alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from actionclip.model.base import VideoTextModel
+from actionclip.model.scoring import TORCH, ArrayOps
+
+__all__ = ["VideoModule"]
+
+
+class VideoModule(VideoTextModel, nn.Module):
+    """A torch video-text model. Subclasses set ``config`` and implement ``encode_video``,
+    ``encode_tokens`` (from ids on the model's device), ``logit_scale_param`` and ``context_length``."""
+
+    _ops: ArrayOps = TORCH
+
+    def __init__(self) -> None:
+        nn.Module.__init__(self)
+
+    # --- backend hooks ----------------------------------------------------------------------------
+
+    def _from_numpy(self, array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(array))
+
+    def _inference(self) -> contextlib.AbstractContextManager:
+        # no_grad rather than inference_mode: what comes out (label embeddings, say) may later meet
+        # autograd (evaluation inside training), which inference tensors refuse. Under a caller's
+        # inference_mode or no_grad, nothing changes.
+        return torch.no_grad() if torch.is_grad_enabled() else contextlib.nullcontext()
+
+    # --- device and precision -------------------------------------------------------------------
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(p for p in self.parameters() if p.is_floating_point()).dtype
+
+    def _input(self, x: Any, *, floating: bool = True) -> torch.Tensor:
+        """An input (numpy or tensor, anywhere) on the model's device, in its dtype when floating."""
+        if isinstance(x, np.ndarray):
+            x = torch.from_numpy(np.ascontiguousarray(x))
+        if floating:
+            return x.to(device=self.device, dtype=self.dtype)
+        return x.to(device=self.device)
+
+    @property
+    def logit_scale(self) -> torch.Tensor:
+        """``exp(logit_scale)`` capped at ``config.max_logit_scale`` (100: CLIP's cap, and the fixed
+        value ActionCLIP's test script uses)."""
+        return self.logit_scale_param.float().exp().clamp(max=self.config.max_logit_scale)
+
+    @property
+    def logit_scale_param(self) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError

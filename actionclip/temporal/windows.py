@@ -1,0 +1,61 @@
+"""Scores of windows: label embeddings once, then both scores for batches of windows.
+
+A batch of windows (frame embeddings ``[B, T, D]`` from the cache, or pixels ``[B, T, 3, R, R]``
+for models that encode whole windows; see :mod:`actionclip.temporal.frames`) becomes video features
+(``model.fuse`` or ``model.encode_video``), then the softmax over the labels given and the
+independent per-label score (:mod:`actionclip.temporal.detection`). Torch-free.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from actionclip.choices import SCORE_KINDS
+from actionclip.errors import UsageError
+
+__all__ = ["WindowScorer", "check_score_kind"]
+
+
+def check_score_kind(score: str) -> str:
+    if score not in SCORE_KINDS:
+        raise UsageError(f"score {score!r}: must be one of {', '.join(SCORE_KINDS)}")
+    return score
+
+
+class WindowScorer:
+    """Text embeddings once; scores batches of windows with both scores."""
+
+    def __init__(self, model: Any, labels: Sequence[str], *, templates: Sequence[str] | None = None,
+                 background: Sequence[str] | None = None) -> None:
+        from actionclip.temporal.detection import IndependentScorer
+        from actionclip.text.labels import check_labels
+
+        self.model = model
+        self.labels = check_labels(labels)
+        with model._inference():
+            self.label_emb = model.encode_labels(self.labels, templates)
+            self.detector = IndependentScorer(model, self.labels, templates=templates, background=background,
+                                              label_emb=self.label_emb)
+        self.windows_scored = 0
+        self.frames_encoded = 0  # by whole-window encoding (models that are not frame-independent)
+
+    def features(self, units: Any) -> Any:
+        """``[B, T, ...]`` window units -> video features ``[B, ...]``."""
+        model = self.model
+        if getattr(model, "frame_independent", True):
+            return model.fuse(units)
+        self.frames_encoded += units.shape[0] * units.shape[1]
+        return model.encode_video(units)
+
+    def score(self, units: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``[B, T, ...]`` window units -> (softmax probs ``[B, L]``, independent ``[B, L]``), numpy."""
+        model = self.model
+        ops = model._ops
+        with model._inference():
+            features = self.features(units)
+            probs = model.probabilities(features, self.label_emb)
+            scores = self.detector.scores(features)
+        self.windows_scored += units.shape[0]
+        return ops.to_numpy(probs), ops.to_numpy(scores)
