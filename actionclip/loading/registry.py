@@ -40,6 +40,13 @@ class ModelSpec:
         views: the test protocol behind ``k400_top1``.
         description: one line for ``actionclip models``.
         family: the model family that builds it (``"actionclip"`` for ActionCLIP and bare CLIP).
+        zero_shot: published zero-shot top-1 (%) by benchmark: ``{"ucf101": .., "hmdb51": .., "k600": ..}``
+            (K600: the 220 classes not in K400), as the model's paper reports them.
+        licence: the weights' licence, as their publisher states it.
+        hub_id: a Hugging Face Hub repository id; when set the file comes through ``huggingface_hub``
+            (its cache and offline mode) instead of ``url``.
+        manual: where and how to fetch a file by hand when no stable URL exists (Google Drive,
+            SharePoint); ``url`` is then empty and loading by path is the way.
         config: overrides of the family's :class:`~actionclip.model.config.ModelConfig`, in its
             dict form (``{"templates": [...], "preprocessing": {"mean": ...}}``); plain data, so
             that this module stays importable without torch or numpy.
@@ -60,6 +67,10 @@ class ModelSpec:
     description: str = ""
     family: str = "actionclip"
     config: Mapping[str, Any] = field(default_factory=dict)
+    zero_shot: Mapping[str, float] = field(default_factory=dict)
+    licence: str = ""
+    hub_id: str | None = None
+    manual: str = ""
 
 
 _MMACTION_BASE = "https://download.openmmlab.com/mmaction/v1.0/projects/actionclip"
