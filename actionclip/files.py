@@ -58,12 +58,27 @@ def atomic_path(path: str | os.PathLike, *, make_parents: bool = True) -> Iterat
         os.chmod(tmp, umask_mode())
         os.replace(tmp, target)
         tmp = None
+        _sync_folder(target.parent)
     except OSError as exc:
         raise OutputError(f"{target}: cannot write ({_cause(exc)})") from None
     finally:
         if tmp is not None:
             with contextlib.suppress(OSError):
                 tmp.unlink()
+
+
+def _sync_folder(folder: Path) -> None:
+    # The rename is durable only once the folder's entry is on disk (POSIX); elsewhere, best effort.
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_with(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:

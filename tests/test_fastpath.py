@@ -6,6 +6,8 @@ CPU runs bf16 natively, so those tests skip elsewhere (CI machines without AMX/A
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 
@@ -122,3 +124,45 @@ def test_packed_weights_follow_weight_changes(tiny_checkpoint, monkeypatch):
         plain = _plain(monkeypatch, lambda: tower(x))
     assert not torch.allclose(first, changed)
     torch.testing.assert_close(changed.float(), plain.float(), atol=0.05, rtol=0.02)
+
+
+_MODES = {"inference_mode": torch.inference_mode, "no_grad": torch.no_grad, "neither": contextlib.nullcontext}
+
+
+def test_load_and_run_under_any_grad_mode_in_fp32_and_bf16(tiny_checkpoint):
+    """Issue 9's defect: a model loaded in bf16 inside torch.inference_mode() crashed on its first
+    encode_video (the fast path read an inference tensor's version counter), and one loaded there in
+    any dtype could not run with autograd on. Every combination must work and agree."""
+    pixels = torch.randn(2, 8, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    frames = torch.randint(0, 256, (12, 40, 48, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    results: dict[tuple[str, str, str], torch.Tensor] = {}
+    ranks: dict[tuple[str, str, str], list[str]] = {}
+    for dtype in ("fp32", "bf16"):
+        for load_mode, load_ctx in _MODES.items():
+            with load_ctx():
+                model = actionclip.load(tiny_checkpoint, device="cpu", dtype=dtype)
+            for run_mode, run_ctx in _MODES.items():
+                with run_ctx():
+                    results[dtype, load_mode, run_mode] = model.encode_video(pixels).detach().float()
+                    ranks[dtype, load_mode, run_mode] = [l for l, _ in model.classify(frames, ["a", "b", "c"])]
+    reference = results["fp32", "neither", "neither"]
+    for key, value in results.items():
+        tolerance = 1e-5 if key[0] == "fp32" else 0.05 * reference.abs().max().item()
+        torch.testing.assert_close(value, reference, atol=tolerance, rtol=0, msg=str(key))
+    assert len({tuple(r) for k, r in ranks.items() if k[0] == "fp32"}) == 1
+
+
+def test_weights_cast_inside_inference_mode_still_take_the_fast_path(tiny_checkpoint, monkeypatch):
+    """Weights made inside inference_mode (a cast there) are inference tensors with no version
+    counter: the packed-weight cache keys on their storage, and invalidate() follows in-place edits."""
+    model = actionclip.load(tiny_checkpoint, device="cpu", dtype="fp32")
+    pixels = torch.randn(1, 8, 3, 32, 32)
+    with torch.inference_mode():
+        model = model.to(torch.bfloat16)
+        first = model.encode_video(pixels)
+        block = model.clip.visual.transformer.resblocks[0]
+        block.mlp.c_fc.weight.mul_(0)  # an in-place edit the cache cannot see for inference tensors
+        fastpath.invalidate(model)
+        second = model.encode_video(pixels)
+    assert block.mlp.c_fc.weight.is_inference()
+    assert not torch.equal(first, second)

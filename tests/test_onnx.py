@@ -149,6 +149,24 @@ def test_classify_video_file_matches_torch(exported, backend, video_file):
     assert sum(p for _, p in ranked) == pytest.approx(1.0, abs=1e-5)
 
 
+@pytest.mark.parametrize("mode, seed", [("center", None), ("random", 3)])
+def test_decoded_frames_give_the_same_views_and_scores_as_torch(exported, backend, mode, seed):
+    """Issue 9's defect: given decoded frames, the ONNX backend sampled one centre clip and ignored
+    clips, mode and seed. Both backends now take the one VideoViews path."""
+    model, _ = exported
+    frames = _frames(n=37, h=50, w=70, seed=4)
+    options = dict(clips=2, crops=3, mode=mode, seed=seed)
+    views = backend.prepare_video(frames, **options)
+    ref_views = model.prepare_video(frames, **options).numpy()
+    assert views.shape == ref_views.shape == (6, model.num_frames, 3, 32, 32)
+    # one grey level at most, where a resize lands on the other side of .5 (see test_preprocess)
+    assert np.abs(views - ref_views).max() <= 1.0001 / (255 * 0.26)
+    ranked = backend.classify(frames, LABELS, **options)
+    ranked_ref = model.classify(frames, LABELS, **options)
+    assert [l for l, _ in ranked] == [l for l, _ in ranked_ref]
+    assert max(abs(a[1] - b[1]) for a, b in zip(ranked, ranked_ref)) <= 1e-3
+
+
 def test_backend_never_imports_torch(exported, video_file):
     code = f"""
 import sys, numpy as np

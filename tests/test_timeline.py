@@ -35,10 +35,28 @@ def test_plan_puts_every_window_on_one_grid(window, stride, frames, grid, per_st
     assert plan.window_indices(2)[0] * plan.grid == pytest.approx(2 * stride)
 
 
-def test_plan_rejects_nonsense():
-    for args in [(0, 1, 8), (4, 0, 8), (4, 1, 0), (float("nan"), 1, 8)]:
-        with pytest.raises(UsageError):
+def test_plan_rejects_nonsense_naming_the_parameter_not_a_flag():
+    for args, name in [((0, 1, 8), "window"), ((4, 0, 8), "stride"), ((4, 1, 0), "frames"),
+                       ((float("nan"), 1, 8), "window")]:
+        with pytest.raises(UsageError) as err:
             plan_sampling(*args)
+        assert str(err.value).startswith(f"{name} ") and "--" not in str(err.value)
+
+
+def test_library_errors_name_parameters(arranged_model, segments_video):
+    """Called from Python there are no flags: the errors say `score`, `threshold`, not `--score`."""
+    from actionclip.temporal.live import watch
+    from actionclip.temporal.timeline import timeline
+
+    model, path = arranged_model[0], segments_video[0]
+    for kwargs, name in [({"score": "best"}, "score"), ({"threshold": 2.0}, "threshold"),
+                         ({"min_gap": -1.0}, "min_gap"), ({"window": -1.0}, "window")]:
+        with pytest.raises(UsageError) as err:
+            timeline(model, path, LABELS, **kwargs)
+        assert name in str(err.value) and "--" not in str(err.value)
+    with pytest.raises(UsageError) as err:
+        next(watch(model, str(path), LABELS, every=0))
+    assert "every" in str(err.value) and "--" not in str(err.value)
 
 
 class _CountingEncoder(FrameEncoder):

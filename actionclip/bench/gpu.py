@@ -39,7 +39,7 @@ def maybe_compile(fn: Callable[..., Any], enabled: bool, mode: str = "max-autotu
     import torch
 
     if not hasattr(torch, "compile"):
-        raise UsageError(f"--compile: torch {torch.__version__} has no torch.compile")
+        raise UsageError(f"torch.compile: torch {torch.__version__} does not have it")
     return torch.compile(fn, mode=mode, dynamic=False)
 
 
@@ -56,7 +56,7 @@ class CudaGraphEncoder:
         import torch
 
         if not torch.cuda.is_available():
-            raise UsageError("--cuda-graphs: CUDA is not available on this machine")
+            raise UsageError("CUDA graphs: CUDA is not available on this machine")
         self.fn = fn
         self.warmup = warmup
         self._graphs: dict[tuple, tuple[Any, torch.Tensor, torch.Tensor]] = {}

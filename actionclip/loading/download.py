@@ -23,7 +23,6 @@ import logging
 import os
 import re
 import sys
-import threading
 import time
 import urllib.parse
 from dataclasses import dataclass
@@ -31,7 +30,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Iterator, Mapping
 
 from actionclip import __version__
-from actionclip.errors import CheckpointError, DownloadError, UsageError
+from actionclip.errors import CheckpointError, DownloadError, OutputError, UsageError
+from actionclip.files import write_text
 from actionclip.loading.registry import ModelSpec, get_spec
 
 if TYPE_CHECKING:
@@ -184,14 +184,10 @@ def _write_record(target: _Target, sha256: str) -> None:
     """Remember that the file as it is now (size + mtime) hashes to ``sha256``."""
     st = target.path.stat()
     data = {"sha256": sha256, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "url": target.url}
-    tmp = target.record.with_name(f"{target.record.name}.{os.getpid()}-{threading.get_ident()}.tmp")
     try:
-        tmp.write_text(json.dumps(data) + "\n")
-        os.replace(tmp, target.record)
-    except OSError as exc:  # a read-only cache still works, it just re-hashes next time
+        write_text(target.record, json.dumps(data) + "\n")
+    except OutputError as exc:  # a read-only cache still works, it just re-hashes next time
         log.debug("could not write %s: %s", target.record, exc)
-        with contextlib.suppress(OSError):
-            tmp.unlink()
 
 
 def _cache_problem(target: _Target) -> str | None:

@@ -85,9 +85,14 @@ def load(
     from actionclip.loading.download import resolve
     from actionclip.loading.registry import find_spec
 
+    import torch
+
     spec = None if Path(os.fspath(name_or_path)).expanduser().exists() else find_spec(os.fspath(name_or_path))
     choice = runtime.resolve(None if device is None else str(device), dtype)  # bad options fail before any download
-    model = build_model(read_checkpoint(resolve(name_or_path)), spec=spec, frames=frames)
-    if spec is not None:
-        model.name = spec.name
-    return model.to(device=choice.device, dtype=choice.torch_dtype).eval()
+    # Weights made under a caller's inference_mode would be inference tensors, which autograd refuses
+    # later (training, or a forward with grad enabled): build them as ordinary tensors whatever the mode.
+    with torch.inference_mode(False):
+        model = build_model(read_checkpoint(resolve(name_or_path)), spec=spec, frames=frames)
+        if spec is not None:
+            model.name = spec.name
+        return model.to(device=choice.device, dtype=choice.torch_dtype).eval()

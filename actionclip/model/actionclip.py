@@ -9,7 +9,6 @@ exactly the fixed 100 the original test script uses for every released checkpoin
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -62,14 +61,6 @@ class ActionCLIP(VideoModule):
         self.source_format = source_format
 
     # --- construction -----------------------------------------------------------------------------
-
-    @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike, device: str | torch.device | None = "auto",
-                        dtype: str | torch.dtype | None = None, frames: int | None = None) -> "VideoModule":
-        """:func:`actionclip.load` (any registry name or checkpoint path)."""
-        from actionclip.loading.load import load
-
-        return load(name_or_path, device=device, dtype=dtype, frames=frames)
 
     @classmethod
     def from_checkpoint(cls, ckpt: "LoadedCheckpoint", config: ModelConfig) -> "ActionCLIP":

@@ -174,26 +174,20 @@ class VideoTextModel:
         labels: Sequence[str],
         *,
         templates: Sequence[str] | str | None = None,
-        frames: int | None = None,
-        clips: int = 1,
-        crops: int = 1,
-        mode: str | None = None,
-        start: float | None = None,
-        end: float | None = None,
-        seed: int | None = None,
         label_embeddings: Any = None,
+        **view_options: Any,
     ) -> list[tuple[str, float]]:
         """Rank ``labels`` for one video: ``[(label, probability), ...]``, highest first, all labels.
 
-        ``video`` is anything :meth:`prepare_video` takes. ``label_embeddings`` (from
-        :meth:`encode_labels`) skips the text encoder when classifying many videos with the same
-        labels. With ``clips``/``crops`` the scores are averaged over the views."""
+        ``video`` is anything :meth:`prepare_video` takes, with its ``view_options`` (``frames``,
+        ``clips``, ``crops``, ``mode``, ``start``, ``end``, ``seed``): with several clips or crops the
+        scores are averaged over the views. ``label_embeddings`` (from :meth:`encode_labels`) skips
+        the text encoder when classifying many videos with the same labels."""
         labels = check_labels(labels)
         with self._inference():
             if label_embeddings is None:
                 label_embeddings = self.encode_labels(labels, templates)
-            pixels = self.prepare_video(video, frames=frames, clips=clips, crops=crops, mode=mode,
-                                        start=start, end=end, seed=seed)
+            pixels = self.prepare_video(video, **view_options)
             features = map_features(self.encode_video(pixels), lambda t, _: t[None])  # [1, V, ...]
             probs = self._ops.to_numpy(self.probabilities(features, label_embeddings))[0]
         return sorted(zip(labels, probs.tolist()), key=lambda pair: -pair[1])

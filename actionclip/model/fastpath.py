@@ -36,8 +36,6 @@ from actionclip.model.activations import QUICK_GELU_SCALE, QuickGELU
 if TYPE_CHECKING:
     from torch import nn
 
-    from actionclip.model.layers import ResidualAttentionBlock
-
 _CACHE_ATTR = "_actionclip_packed"
 
 
@@ -83,7 +81,7 @@ def _wants_prepack(x: torch.Tensor) -> bool:
     return x.device.type == "cpu" and x.dtype == torch.bfloat16 and can_prepack_bf16()
 
 
-def block_forward(block: ResidualAttentionBlock, x: torch.Tensor, causal: bool) -> torch.Tensor:
+def block_forward(block: "nn.Module", x: torch.Tensor, causal: bool) -> torch.Tensor:
     """``block(x)`` for inference; the caller has checked :func:`applies`."""
     quick_gelu = isinstance(block.mlp.gelu, QuickGELU)
     if quick_gelu and _wants_prepack(x):
@@ -95,7 +93,7 @@ def block_forward(block: ResidualAttentionBlock, x: torch.Tensor, causal: bool) 
     return x + _folded_mlp(block, y)
 
 
-def _folded_mlp(block: ResidualAttentionBlock, y: torch.Tensor) -> torch.Tensor:
+def _folded_mlp(block: "nn.Module", y: torch.Tensor) -> torch.Tensor:
     fc, proj = block.mlp.c_fc, block.mlp.c_proj
     h = F.linear(y, fc.weight, fc.bias).mul_(QUICK_GELU_SCALE)
     F.silu(h, inplace=True)
@@ -104,7 +102,7 @@ def _folded_mlp(block: ResidualAttentionBlock, y: torch.Tensor) -> torch.Tensor:
     return out.view(*h.shape[:-1], out.shape[-1])
 
 
-def _packed_weights(block: ResidualAttentionBlock, x: torch.Tensor) -> dict[str, Any]:
+def _packed_weights(block: "nn.Module", x: torch.Tensor) -> dict[str, Any]:
     attn, fc, proj = block.attn, block.mlp.c_fc, block.mlp.c_proj
     sources = (attn.in_proj_weight, attn.in_proj_bias, attn.out_proj.weight, attn.out_proj.bias,
                fc.weight, fc.bias, proj.weight, proj.bias)
@@ -137,7 +135,7 @@ def invalidate(module: "nn.Module") -> None:
         sub.__dict__.pop(_CACHE_ATTR, None)
 
 
-def _packed_forward(block: ResidualAttentionBlock, w: dict[str, Any], x: torch.Tensor, causal: bool) -> torch.Tensor:
+def _packed_forward(block: "nn.Module", w: dict[str, Any], x: torch.Tensor, causal: bool) -> torch.Tensor:
     linear = torch.ops.mkldnn._linear_pointwise
     width = x.shape[-1]
     # bf16 layer_norm accumulates in fp32 inside the kernel, so the fp32 round trip of

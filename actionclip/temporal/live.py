@@ -138,17 +138,9 @@ def watch(
     score: str = "independent",
     threshold: float = 0.5,
     top_k: int = 3,
-    realtime: bool | None = None,
-    reconnect: bool | None = None,
-    max_retries: int = 10,
-    backoff: float = 0.5,
-    max_backoff: float = 10.0,
-    open_timeout: float = 10.0,
-    read_timeout: float = 5.0,
-    format: str | None = None,
-    options: dict[str, str] | None = None,
     batch_size: int = 8,
     queue_size: int = 32,
+    **stream_options: Any,
 ) -> Iterator[LiveUpdate]:
     """Score the last ``window`` seconds of a live ``source`` every ``every`` seconds.
 
@@ -164,10 +156,11 @@ def watch(
         score: ``"independent"`` (default) or ``"softmax"``: which score ``top`` and ``detected`` use.
         threshold: a label is ``detected`` when its decision score reaches this.
         top_k: labels listed in ``LiveUpdate.top``.
-        realtime, reconnect, max_retries, backoff, max_backoff, open_timeout, read_timeout, format,
-            options: see :class:`actionclip.video.stream.FrameStream`.
         batch_size: most frames encoded in one image-encoder call when several are waiting.
         queue_size: decoded frames that may wait for encoding before the oldest are dropped.
+        stream_options: how the source is read (``realtime``, ``reconnect``, ``max_retries``,
+            ``backoff``, ``max_backoff``, ``open_timeout``, ``read_timeout``, ``format``,
+            ``options``): see :class:`actionclip.video.stream.FrameStream`.
 
     Yields:
         :class:`LiveUpdate`, first once T frames have arrived, then every ``every`` seconds.
@@ -185,9 +178,7 @@ def watch(
     spacing = window / t_frames
     scorer = WindowScorer(model, labels, templates=templates, background=background)
     encoder = FrameEncoder(model, batch_size)
-    stream = FrameStream(source, fps=1.0 / spacing, realtime=realtime, reconnect=reconnect,
-                         max_retries=max_retries, backoff=backoff, max_backoff=max_backoff,
-                         open_timeout=open_timeout, read_timeout=read_timeout, format=format, options=options)
+    stream = FrameStream(source, fps=1.0 / spacing, **stream_options)
     frames_q: queue.Queue = queue.Queue(maxsize=max(1, queue_size))
     dropped = [0]
 

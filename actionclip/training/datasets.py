@@ -447,7 +447,7 @@ def split_classes(
 def few_shot(dataset: VideoDataset, shots: int, *, seed: int = 0) -> VideoDataset:
     """At most ``shots`` clips per class, drawn with ``seed`` (few-shot fine-tuning)."""
     if shots < 1:
-        raise UsageError(f"--shots must be at least 1, got {shots}")
+        raise UsageError(f"shots must be at least 1, got {shots}")
     rng = random.Random(seed)
     by_class: dict[int, list[int]] = {}
     for i, s in enumerate(dataset.samples):

@@ -44,7 +44,9 @@ from torch import Tensor, nn
 
 from actionclip.training.augment import TrainAugment
 from actionclip.training.datasets import VideoDataset, read_sample_frames, sample_length
+from actionclip.choices import PRECISIONS
 from actionclip.errors import UsageError
+from actionclip.files import write_text, write_with
 from actionclip.training.losses import actionclip_loss
 from actionclip.video.preprocess import Preprocessing, preprocess_frames, resize_short_side
 from actionclip.video import sample_indices
@@ -85,11 +87,11 @@ class TrainConfig:
     def check(self) -> None:
         for name in ("epochs", "batch_size", "accum_steps", "eval_every"):
             if getattr(self, name) < 1:
-                raise UsageError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+                raise UsageError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise UsageError(f"learning rate must be positive, got {self.lr}")
-        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
-            raise UsageError(f"precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
+        if self.precision not in PRECISIONS:
+            raise UsageError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
 
 @dataclasses.dataclass
@@ -198,10 +200,10 @@ class _Dist:
 
 def _init_distributed(device_choice: str) -> tuple[_Dist, torch.device]:
     """Join the process group torchrun describes in the environment (or run alone)."""
+    from actionclip.runtime import resolve_device
+
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    want_cuda = device_choice == "cuda" or (device_choice == "auto" and torch.cuda.is_available())
-    if device_choice == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda: no CUDA device is available")
+    want_cuda = resolve_device(device_choice).startswith("cuda")
     if world <= 1:
         return _Dist(), torch.device("cuda" if want_cuda else "cpu")
     rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
@@ -289,7 +291,7 @@ def _precision(choice: str, device: torch.device) -> torch.dtype | None:
             return None
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if choice == "fp16" and device.type != "cuda":
-        raise UsageError("--precision fp16 needs a CUDA device; use bf16 on CPU")
+        raise UsageError("precision fp16 needs a CUDA device; use bf16 on CPU")
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[choice]
 
 
@@ -308,16 +310,6 @@ def _save(model, path: Path, *, epoch: int, optimizer, scaler, state: dict[str, 
         train_state["scaler"] = scaler.state_dict()
     save_actionclip_checkpoint(model, path, epoch=epoch, optimizer_state_dict=optimizer.state_dict(),
                                train_state=train_state)
-
-
-def _replace_atomic(dst: Path, write: Callable[[Path], Any]) -> None:
-    """``write(tmp)`` beside ``dst``, then rename: ``dst`` is never half-written, no temp file stays."""
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, dst)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _append_log(path: Path, record: dict[str, Any]) -> None:
@@ -418,10 +410,10 @@ def train(
         saved = torch.load(last_path, map_location="cpu", weights_only=True)
         state = saved.get("train_state", {})
         if state.get("classes") and list(state["classes"]) != list(train_set.classes):
-            raise UsageError(f"{last_path}: was trained on other classes; use a new --out or drop --resume")
+            raise UsageError(f"{last_path}: was trained on other classes; train into another output folder, or do not resume")
         if "train_state" not in saved or "optimizer_state_dict" not in saved:
             raise UsageError(f"{last_path}: not written by 'actionclip train' (no training state); "
-                             "use a new --out or drop --resume")
+                             "train into another output folder, or do not resume")
         try:
             optimizer.load_state_dict(saved["optimizer_state_dict"])
         except ValueError as exc:  # other parameter groups, e.g. --freeze-backbone changed
@@ -440,7 +432,7 @@ def train(
 
     if ddp.main:
         classes_text = "".join(c + "\n" for c in train_set.classes)
-        _replace_atomic(out / "classes.txt", lambda tmp: tmp.write_text(classes_text, encoding="utf-8"))
+        write_text(out / "classes.txt", classes_text)
         say(f"training {model.name or 'model'} on {len(train_set)} clips / {len(train_set.classes)} classes: "
             f"{config.epochs} epochs x {steps_per_epoch} steps, global batch {global_batch}"
             f"{f' x {config.accum_steps} accumulated' if config.accum_steps > 1 else ''}, "
@@ -519,7 +511,7 @@ def train(
                                 for k, v in dataclasses.asdict(config).items()}}
             _save(model, last_path, epoch=epoch + 1, optimizer=optimizer, scaler=scaler, state=state)
             if improved:
-                _replace_atomic(out / BEST, lambda tmp: shutil.copyfile(last_path, tmp))
+                write_with(out / BEST, lambda tmp: shutil.copyfile(last_path, tmp))
                 best_path = out / BEST
             _append_log(out / LOG, record)
             say(_format_record(record))

@@ -70,19 +70,16 @@ def run(args: argparse.Namespace) -> int:
         hf=not args.no_hf, onnx=not args.no_onnx, int8=args.int8, compile=args.compile,
         cuda_graphs=args.cuda_graphs, clip=args.clip, threads=args.threads,
     )
+    from actionclip.files import check_writable, write_text
+
     out = Path(args.json) if args.json else None
-    if out is not None and not out.parent.is_dir():  # before the minutes of timing, not after
-        raise UsageError(f"--json {out}: no such folder {out.parent}")
+    if out is not None:
+        if not out.parent.is_dir():  # before the minutes of timing, not after
+            raise UsageError(f"--json {out}: no such folder {out.parent}")
+        check_writable(out)
     log = (lambda _: None) if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     rows, header = run_bench(cfg, log=log)
     print(format_table(rows, header))
     if out is not None:
-        tmp = out.with_name(f".{out.name}.tmp")
-        try:
-            tmp.write_text(rows_to_json(rows, header), encoding="utf-8")
-            tmp.replace(out)
-        except OSError as exc:
-            raise UsageError(f"--json {out}: cannot write it ({exc.strerror or exc})") from None
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_text(out, rows_to_json(rows, header))
     return 0
