@@ -15,7 +15,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from actionclip._dev.videos import write_video
+from actionclip.video.write import write_video
 
 
 def main(source: str, target: str = str(Path(__file__).with_name("arm_wrestling.mp4"))) -> None:

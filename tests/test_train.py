@@ -94,8 +94,14 @@ RECIPE = dict(frames=4, batch_size=18, lr=1e-3, fusion_ratio=1.0, weight_decay=0
 @pytest.fixture(scope="module")
 def trained(data, start_checkpoint, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    result = train(start_checkpoint, data["train"], out, TrainConfig(epochs=40, **RECIPE), log=lambda m: None)
-    return result
+    # One thread: MKL picks its thread count by the machine's load (MKL_DYNAMIC), which changes the
+    # order of float sums, and 40 epochs amplify that into a different model on a busy machine.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return train(start_checkpoint, data["train"], out, TrainConfig(epochs=40, **RECIPE), log=lambda m: None)
+    finally:
+        torch.set_num_threads(threads)
 
 
 @pytest.mark.slow
