@@ -74,7 +74,7 @@ class OnnxActionCLIP(VideoTextModel):
             raise CheckpointError(f"{self.metadata_path}: incomplete ONNX metadata ({exc!r})") from None
         files = meta.get("int8_files") if int8 else meta.get("files")
         if not files:
-            raise CheckpointError(f"{self.metadata_path}: export has no int8 graphs (export again with --int8)")
+            raise CheckpointError(f"{self.metadata_path}: export has no int8 graphs (export again with int8 quantisation: `actionclip export --int8`)")
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:

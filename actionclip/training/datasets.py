@@ -284,7 +284,7 @@ def _from_list(path: Path, index: _ClassIndex, group_pattern, root: Path) -> lis
         else:
             raise UsageError(f"{where}: expected 'path num_frames label_index', got {line.strip()!r}")
         if label.isdigit() and not index.fixed:
-            raise UsageError(f"{where}: numeric labels need a class-name file (--classes)")
+            raise UsageError(f"{where}: numeric labels need a list of class names (classes=..., or --labels on the command line)")
         p = _resolve(parts[0], root)
         samples.append(Sample(p, index.index(label, where), group_of(p, group_pattern), num_frames))
     return samples
