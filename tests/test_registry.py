@@ -23,7 +23,7 @@ EXPECTED = {  # name: (arch, frames, fusion, K400 top-1 as published by mmaction
 
 
 def test_registry_holds_exactly_the_expected_models():
-    assert list(MODELS) == list(EXPECTED)
+    assert [n for n, s in MODELS.items() if s.family == "actionclip"] == list(EXPECTED)  # other families: own tests
     assert DEFAULT_MODEL == "vit-b-32-8f"
     assert list_models()[0].name == DEFAULT_MODEL
     assert [s.name for s in list_models()] == list(MODELS)
