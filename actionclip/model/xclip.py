@@ -190,6 +190,7 @@ class XCLIP(VideoModule):
     """An X-CLIP video-text model. Build it with :func:`actionclip.load`."""
 
     family = "xclip"
+    fusion_type = "mit"  # how frames become a video: the multi-frame integration transformer
     frame_independent = False
 
     def __init__(self, net: XCLIPNetwork, config: ModelConfig | None = None, *, name: str | None = None,
@@ -273,7 +274,7 @@ class XCLIP(VideoModule):
         queries = text.reshape(k * n_labels, d)
         flat_tokens = tokens.reshape(b * v, *tokens.shape[2:])
         videos = F.normalize(embedding.reshape(b * v, d).float(), dim=-1)
-        scale = float(self.logit_scale)
+        scale = float(self.logit_scale.detach())
         parts = []
         for start in range(0, len(queries), _QUERY_CHUNK):
             conditioned = self.xclip.video_text(queries[start:start + _QUERY_CHUNK], flat_tokens)  # [B*V, Q, D]
