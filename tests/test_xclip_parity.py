@@ -189,3 +189,22 @@ def test_video_features_survive_a_numpy_round_trip(checkpoints):
     assert torch.equal(model.probabilities(restored, labels), model.probabilities(features, labels))
     # numpy arrays are accepted as they are, too
     assert torch.equal(model.probabilities(stored, labels), model.probabilities(features, labels))
+
+
+def test_release_file_with_training_state_and_fp16_weights(tmp_path):
+    """The release files pickle a yacs config beside the weights (refused by weights_only loading, read
+    as inert data by ours); fp16 weights load as fp32 and still equal the reference built from them."""
+    import pickle
+
+    from actionclip.loading.checkpoints import read_checkpoint
+
+    path = write_xclip_checkpoint(tmp_path / "k400_32_8.pth", "xclip", fp16=True, training_state=True, seed=3)
+    with yacs_stand_in(), pytest.raises(pickle.UnpicklingError, match="yacs"):
+        torch.load(path, map_location="cpu", weights_only=True)
+    ckpt = read_checkpoint(path)
+    assert (ckpt.format, ckpt.family, ckpt.num_frames, ckpt.meta["epoch"]) == ("xclip", "xclip", 8, 29)
+    model = actionclip.load(path, dtype="fp32")
+    assert model.dtype == torch.float32
+    pixels = _pixels(model, 8)
+    expected = reference_outputs(reference_from_original(path, "tiny", 8), pixels).logits_per_video.softmax(-1)
+    assert float((ours_outputs(model, pixels)[1] - expected).abs().max()) <= 1e-4
