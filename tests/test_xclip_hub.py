@@ -160,7 +160,7 @@ def test_offline_and_not_cached_says_what_to_fetch_and_where(hub, monkeypatch, t
         download("xclip-b-16-zero-shot")
     message = str(err.value)
     assert "\n" not in message and hub.requests == []
-    assert "huggingface-cli download microsoft/xclip-base-patch16-zero-shot" in message
+    assert "hf download microsoft/xclip-base-patch16-zero-shot" in message
     assert str(tmp_path / "hf-cache") in message
     assert "https://github.com/nbl97/X-CLIP_Model_Zoo/releases/download/v1.0/zero.pth" in message
 
@@ -172,7 +172,7 @@ def test_cli_classify_offline_names_the_fetch_command(tmp_path):
     assert done.returncode == 1 and done.stdout == ""
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("actionclip: error: ")
-    assert "huggingface-cli download microsoft/xclip-base-patch16-zero-shot" in lines[0]
+    assert "hf download microsoft/xclip-base-patch16-zero-shot" in lines[0]
 
 
 def test_hub_error_is_one_line_with_the_offline_recipe(hub):
@@ -182,5 +182,33 @@ def test_hub_error_is_one_line_with_the_offline_recipe(hub):
         download("xclip-l-14-8f", progress=False)
     message = str(err.value)
     assert "\n" not in message and message.startswith("cannot download model 'xclip-l-14-8f'")
-    assert "huggingface-cli download microsoft/xclip-large-patch14" in message
+    assert "hf download microsoft/xclip-large-patch14" in message
     assert "load that file by path" not in message  # no release file: the L/14 originals are on Drive
+
+
+def test_without_huggingface_hub_release_files_come_through_our_downloader(tmp_path):
+    """huggingface_hub is optional: without it a B/16 name falls back to its GitHub release file, and a
+    name with no release file (L/14) asks for the extra. Run where the package cannot be imported."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['huggingface_hub'] = None\n"
+        "from actionclip.loading.download import download, cached_path\n"
+        "from actionclip.errors import ActionCLIPError\n"
+        "for name in ('xclip-b-16-zero-shot', 'xclip-l-14-8f'):\n"
+        "    try:\n"
+        "        download(name)\n"
+        "    except ActionCLIPError as exc:\n"
+        "        print(type(exc).__name__, exc)\n"
+        "print(cached_path('xclip-b-16-zero-shot'))\n"
+    )
+    env = {**os.environ, "ACTIONCLIP_OFFLINE": "1", "ACTIONCLIP_CACHE": str(tmp_path / "cache")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    zero, large, path = done.stdout.strip().splitlines()
+    assert zero.startswith("DownloadError model 'xclip-b-16-zero-shot': it is not in the cache")
+    assert f"download https://github.com/nbl97/X-CLIP_Model_Zoo/releases/download/v1.0/zero.pth and save it as " \
+           f"{tmp_path / 'cache' / 'xclip-zero.pth'}" in zero
+    assert large.startswith("UsageError") and "pip install 'actionclip[hub]'" in large
+    assert path == str(tmp_path / "cache" / "xclip-zero.pth")

@@ -3,7 +3,8 @@
 A registry entry with a ``hub_id`` (X-CLIP's ``microsoft/xclip-*``) resolves to a snapshot folder of
 the hub's cache (``config.json`` + ``model.safetensors``, or ``pytorch_model.bin`` for repositories
 that have no safetensors), the folder :mod:`~actionclip.loading.checkpoints` reads. The hub's cache
-is shared with ``transformers`` and ``huggingface-cli download``, so a model fetched by either is
+is shared with ``transformers`` and ``hf download`` (``huggingface-cli download`` in older
+releases), so a model fetched by either is
 found here without network, and the reverse.
 
 Offline (``ACTIONCLIP_OFFLINE=1`` or ``HF_HUB_OFFLINE=1``) nothing touches the network: a model that is
@@ -60,8 +61,8 @@ def cache_dir() -> Path:
 
 def fetch_hint(spec: "ModelSpec") -> str:
     """How to put ``spec`` in the hub cache by hand (for offline messages)."""
-    hint = (f"fetch it with `huggingface-cli download {spec.hub_id} {CONFIG} {WEIGHTS[0]}` "
-            f"into the hub cache {cache_dir()}")
+    hint = (f"fetch it with `hf download {spec.hub_id} {CONFIG} {WEIGHTS[0]}` ({WEIGHTS[1]} where the "
+            f"repository has no safetensors) into the hub cache {cache_dir()}")
     if spec.url:
         hint += f", or download {spec.url} and load that file by path"
     return hint
