@@ -208,3 +208,16 @@ def test_release_file_with_training_state_and_fp16_weights(tmp_path):
     pixels = _pixels(model, 8)
     expected = reference_outputs(reference_from_original(path, "tiny", 8), pixels).logits_per_video.softmax(-1)
     assert float((ours_outputs(model, pixels)[1] - expected).abs().max()) <= 1e-4
+
+
+def test_generator_chunks_give_the_same_logits(checkpoints, monkeypatch):
+    """Prompts are independent in the generator: scoring them in small chunks changes nothing."""
+    from actionclip.model import xclip
+
+    model = actionclip.load(checkpoints[("xclip", "tiny", 8)], dtype="fp32")
+    features = model.encode_video(_pixels(model, 8))
+    labels = model.encode_labels(LABELS, templates=["{}", "a video of {}"])
+    whole = model.logits(features, labels)
+    monkeypatch.setattr(xclip, "_GENERATOR_ROWS", 4)  # 3 videos: one prompt per call
+    torch.testing.assert_close(model.logits(features, labels), whole, atol=1e-5, rtol=1e-5)
+    assert whole.shape == (3, 1, 2, len(LABELS))

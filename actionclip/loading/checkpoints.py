@@ -291,7 +291,8 @@ def hf_layers_to_openai(sd: Mapping[str, torch.Tensor], prefix: str, ours_prefix
 
 def hf_qkv_to_openai(sd: Mapping[str, torch.Tensor], src: str, dst: str) -> dict[str, torch.Tensor]:
     """transformers' ``<src>{q,k,v}_proj.{weight,bias}`` -> ``nn.MultiheadAttention``'s ``<dst>in_proj_*``."""
-    return {f"{dst}in_proj_{kind}": torch.cat([sd[f"{src}{p}_proj.{kind}"] for p in "qkv"]) for kind in ("weight", "bias")}
+    return {f"{dst}in_proj_{kind}": torch.cat([sd[f"{src}{p}_proj.{kind}"] for p in "qkv"])
+            for kind in ("weight", "bias")}
 
 
 def hf_to_openai(sd: Mapping[str, torch.Tensor], config: Mapping[str, Any] | None) -> tuple[dict, dict]:

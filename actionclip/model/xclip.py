@@ -13,8 +13,9 @@ How that fits the contract of :class:`~actionclip.model.base.VideoTextModel`:
 
 * ``encode_video`` returns :class:`~actionclip.model.scoring.VideoFeatures` ``(embedding=video,
   tokens=tokens)``: everything the scores of a clip need, so that features of videos (and of views,
-  ``[B, V, ...]``) may be stored and scored later against any labels (both fields go through numpy
-  and back unchanged: ``VideoFeatures(*(torch.from_numpy(to_numpy(f)) ...))``).
+  ``[B, V, ...]``) may be stored and scored later against any labels: both fields go to numpy and
+  back unchanged (``map_features(features, lambda t, _: model._ops.to_numpy(t))``), and ``logits``
+  takes numpy fields as they are.
 * ``encode_labels`` keeps the text embeddings unnormalised (the generator adds to them), one template
   (X-CLIP's prompt is the bare label, ``"{}"``).
 * ``logits`` runs the prompt generator for every video and view, then the cosine; each text query is
@@ -61,9 +62,9 @@ __all__ = ["XCLIP", "XCLIPArch", "XCLIPNetwork", "default_config"]
 _TOP_PREFIXES = ("visual.", "mit.", "prompts_generator.", "prompts_visual_ln.")
 _TOP_KEYS = ("prompts_visual_proj", "logit_scale")
 
-# Prompt queries (templates x labels) run through the generator together, per video: bounds the
-# [videos, queries, 4D] MLP activation when thousands of labels are scored at once.
-_QUERY_CHUNK = 4096
+# (video, prompt) rows per prompt-generator call: bounds its [rows, 4D] MLP activation (~130 MB
+# in fp32 for D = 512) when thousands of labels meet a batch of videos.
+_GENERATOR_ROWS = 16384
 
 
 def default_config() -> ModelConfig:
@@ -144,7 +145,8 @@ class XCLIPNetwork(nn.Module):
         self.prompts_visual_proj = nn.Parameter(torch.empty(cfg.vision_width, cfg.embed_dim))
 
     @classmethod
-    def from_state_dict(cls, sd: Mapping[str, torch.Tensor], overrides: Mapping[str, Any] | None = None) -> "XCLIPNetwork":
+    def from_state_dict(cls, sd: Mapping[str, torch.Tensor],
+                        overrides: Mapping[str, Any] | None = None) -> "XCLIPNetwork":
         """Build from an original-named state dict (the release's ``checkpoint["model"]``)."""
         net = cls(XCLIPArch.from_state_dict(sd, overrides))
         net.load_original_state_dict(sd)
@@ -276,7 +278,8 @@ class XCLIP(VideoModule):
         videos = F.normalize(embedding.reshape(b * v, d).float(), dim=-1)
         scale = float(self.logit_scale.detach())
         parts = []
-        for start in range(0, len(queries), _QUERY_CHUNK):
-            conditioned = self.xclip.video_text(queries[start:start + _QUERY_CHUNK], flat_tokens)  # [B*V, Q, D]
+        chunk = max(1, _GENERATOR_ROWS // (b * v))
+        for start in range(0, len(queries), chunk):
+            conditioned = self.xclip.video_text(queries[start:start + chunk], flat_tokens)  # [B*V, Q, D]
             parts.append(scale * torch.einsum("nd,nqd->nq", videos, F.normalize(conditioned.float(), dim=-1)))
         return torch.cat(parts, dim=-1).view(b, v, k, n_labels)
