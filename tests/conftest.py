@@ -25,8 +25,9 @@ def shared_data() -> Path:
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
-    """No test may touch the user's model cache or the network by accident."""
+    """No test may touch the user's model caches (ours and the Hugging Face hub's) or the network by accident."""
     monkeypatch.setenv("ACTIONCLIP_CACHE", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path_factory.mktemp("hf-hub-cache")))
 
 
 @pytest.fixture(scope="session")

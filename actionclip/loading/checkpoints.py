@@ -11,6 +11,8 @@ Formats, detected from the file's contents (not its name):
   ``meanP`` video model.
 - ``hf``: a Hugging Face ``CLIPModel`` folder (``config.json`` + ``model.safetensors`` or
   ``pytorch_model.bin``): ``meanP``.
+- ``xclip`` / ``hf-xclip``: X-CLIP's release files and Hugging Face folders, family ``xclip``
+  (:mod:`actionclip.loading.xclip_formats`).
 
 Nothing here executes pickled code. Pickles are read with ``torch.load(weights_only=True)``; only when
 that refuses metadata written by numpy/mmengine (mmaction2 checkpoints carry some) is the file re-read
@@ -107,11 +109,13 @@ def _read_torchscript(path: Path) -> LoadedCheckpoint:
     return LoadedCheckpoint(path, "openai", sd)
 
 
-_BENIGN_ROOTS = ("numpy", "mmengine", "mmcv", "mmaction", "datetime", "_codecs")
+# yacs: X-CLIP's release files pickle the training config (a yacs CfgNode, a dict) beside the weights.
+_BENIGN_ROOTS = ("numpy", "mmengine", "mmcv", "mmaction", "datetime", "_codecs", "yacs")
 
 
-class _Inert:
-    """Placeholder for a metadata object we refuse to construct."""
+class _Inert(dict):
+    """Placeholder for a metadata object we refuse to construct (a dict, so that a pickled dict
+    subclass such as yacs' CfgNode can receive its items)."""
 
     def __init__(self, *args: Any, **kwargs: Any):
         self.args = args
@@ -179,6 +183,11 @@ def _strip(sd: Mapping[str, Any], prefix: str) -> dict[str, torch.Tensor]:
 def _from_mapping(path: Path, obj: Any) -> LoadedCheckpoint:
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"{path}: checkpoint holds a {type(obj).__name__}, expected a dict of weights")
+    from actionclip.loading import xclip_formats
+
+    xclip = xclip_formats.read_mapping(path, obj)
+    if xclip is not None:
+        return xclip
     if "model_state_dict" in obj:
         return _read_original(path, obj)
     inner = obj.get("state_dict")
@@ -267,6 +276,25 @@ _HF_TOP = {
 }
 
 
+def hf_layers_to_openai(sd: Mapping[str, torch.Tensor], prefix: str, ours_prefix: str) -> dict[str, torch.Tensor]:
+    """The numbered transformer layers ``<prefix><i>.*`` of a transformers CLIP-style encoder, renamed
+    to OpenAI's ``<ours_prefix><i>.*`` (q/k/v fused into ``attn.in_proj_*``)."""
+    out: dict[str, torch.Tensor] = {}
+    layers = sorted({int(k[len(prefix):].split(".")[0]) for k in sd if k.startswith(prefix)})
+    for i in layers:
+        src, dst = f"{prefix}{i}.", f"{ours_prefix}{i}."
+        for hf_name, name in _HF_BLOCK.items():
+            out[dst + name] = sd[src + hf_name]
+        out.update(hf_qkv_to_openai(sd, f"{src}self_attn.", f"{dst}attn."))
+    return out
+
+
+def hf_qkv_to_openai(sd: Mapping[str, torch.Tensor], src: str, dst: str) -> dict[str, torch.Tensor]:
+    """transformers' ``<src>{q,k,v}_proj.{weight,bias}`` -> ``nn.MultiheadAttention``'s ``<dst>in_proj_*``."""
+    return {f"{dst}in_proj_{kind}": torch.cat([sd[f"{src}{p}_proj.{kind}"] for p in "qkv"])
+            for kind in ("weight", "bias")}
+
+
 def hf_to_openai(sd: Mapping[str, torch.Tensor], config: Mapping[str, Any] | None) -> tuple[dict, dict]:
     """Rename a transformers ``CLIPModel`` state dict to OpenAI's names (q/k/v fused, projections
     transposed). Returns the state dict and the config fields it cannot show (heads, activation, eps)."""
@@ -277,14 +305,7 @@ def hf_to_openai(sd: Mapping[str, torch.Tensor], config: Mapping[str, Any] | Non
     out["visual.proj"] = sd["visual_projection.weight"].t().contiguous()
     out["text_projection"] = sd["text_projection.weight"].t().contiguous()
     for tower, ours_prefix in (("vision_model", "visual.transformer"), ("text_model", "transformer")):
-        prefix = f"{tower}.encoder.layers."
-        layers = sorted({int(k[len(prefix):].split(".")[0]) for k in sd if k.startswith(prefix)})
-        for i in layers:
-            src, dst = f"{prefix}{i}.", f"{ours_prefix}.resblocks.{i}."
-            for hf_name, name in _HF_BLOCK.items():
-                out[dst + name] = sd[src + hf_name]
-            out[dst + "attn.in_proj_weight"] = torch.cat([sd[f"{src}self_attn.{p}_proj.weight"] for p in "qkv"])
-            out[dst + "attn.in_proj_bias"] = torch.cat([sd[f"{src}self_attn.{p}_proj.bias"] for p in "qkv"])
+        out.update(hf_layers_to_openai(sd, f"{tower}.encoder.layers.", f"{ours_prefix}.resblocks."))
     if "logit_scale" not in out:
         out["logit_scale"] = torch.tensor(4.6052)
     overrides: dict[str, Any] = {}
@@ -311,8 +332,8 @@ def _read_hf_folder(path: Path) -> LoadedCheckpoint:
         config = json.loads(config_file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"{config_file}: unreadable config ({exc})") from None
-    if config.get("model_type") not in (None, "clip"):
-        raise CheckpointError(f"{config_file}: model_type is {config.get('model_type')!r}, expected 'clip'")
+    if config.get("model_type") not in (None, "clip", "xclip"):
+        raise CheckpointError(f"{config_file}: model_type is {config.get('model_type')!r}, expected 'clip' or 'xclip'")
     sd: dict[str, torch.Tensor] = {}
     shards = sorted(path.glob("model*.safetensors"))
     if shards:
@@ -323,6 +344,10 @@ def _read_hf_folder(path: Path) -> LoadedCheckpoint:
         sd = dict(loaded) if isinstance(loaded, Mapping) else {}
     else:
         raise CheckpointError(f"{path}: no model.safetensors or pytorch_model.bin next to config.json")
+    if config.get("model_type") == "xclip":
+        from actionclip.loading.xclip_formats import read_hf_folder
+
+        return read_hf_folder(path, config, sd)
     try:
         clip_sd, overrides = hf_to_openai(sd, config)
     except KeyError as exc:

@@ -12,6 +12,9 @@ Environment:
     ``~/.cache/actionclip``).
     ``ACTIONCLIP_OFFLINE=1`` (or ``HF_HUB_OFFLINE=1``): never touch the network; a missing file is
     an immediate error that says which file to put where.
+
+Entries with a ``hub_id`` (models on the Hugging Face Hub) go through :mod:`actionclip.loading.hub`
+instead: the hub's cache and client, the same offline switches.
 """
 
 from __future__ import annotations
@@ -135,12 +138,23 @@ def _target(
 
 
 def cached_path(name: str | ModelSpec, *, registry: Mapping[str, ModelSpec] | None = None) -> Path:
-    """Where the cache keeps model ``name`` (a registry name, spec or URL), present or not."""
+    """Where the cache keeps model ``name`` (a registry name, spec or URL), present or not (for a
+    model on the Hugging Face Hub: its snapshot folder when cached, else the hub cache)."""
+    spec = _hub_spec(name, registry)
+    if spec is not None:
+        from actionclip.loading import hub
+
+        return hub.cached_folder(spec) or hub.cache_dir()
     return _target(name, registry).path
 
 
 def is_cached(name: str | ModelSpec, *, registry: Mapping[str, ModelSpec] | None = None) -> bool:
     """True when the cache holds model ``name`` with the expected size (cheap: no hashing)."""
+    spec = _hub_spec(name, registry)
+    if spec is not None:
+        from actionclip.loading import hub
+
+        return hub.cached_folder(spec) is not None
     target = _target(name, registry)
     try:
         st = target.path.stat()
@@ -469,6 +483,11 @@ def download(
             size mismatch, or a corrupt cached file in offline mode. The message names the URL and
             the exact cache path to put the file at by hand.
     """
+    spec = _hub_spec(name_or_url, registry)
+    if spec is not None:
+        from actionclip.loading import hub
+
+        return hub.fetch(spec, force=force, progress=progress)
     target = _target(name_or_url, registry, sha256)
     problem = None
     if not force and target.path.exists():
@@ -530,9 +549,30 @@ def resolve(
     if path.exists():
         return path
     if isinstance(name_or_path, os.PathLike) or _looks_like_path(text):
+        spec = None if isinstance(name_or_path, os.PathLike) else _find(text, registry)
+        if spec is not None:  # a Hugging Face id such as microsoft/xclip-base-patch32
+            return download(spec, progress=progress)
         hint = "" if path.suffix else " (and no model has that name: see `actionclip models`)"
         raise CheckpointError(f"{text}: no such file or directory{hint}")
     return download(text, progress=progress, registry=registry)
+
+
+def _find(name: str, registry: Mapping[str, ModelSpec] | None) -> ModelSpec | None:
+    try:
+        return get_spec(name, dict(registry) if registry is not None else None)
+    except UsageError:
+        return None
+
+
+def _hub_spec(what: str | ModelSpec, registry: Mapping[str, ModelSpec] | None) -> ModelSpec | None:
+    """The spec of ``what`` when it is to come from the Hugging Face Hub: it has a ``hub_id``, and
+    either ``huggingface_hub`` is installed or there is no plain URL to fall back on."""
+    spec = what if isinstance(what, ModelSpec) else (None if _is_url(what) else _find(what, registry))
+    if spec is None or not spec.hub_id:
+        return None
+    from actionclip.loading import hub
+
+    return spec if hub.available() or not spec.url else None
 
 
 def _looks_like_path(text: str) -> bool:

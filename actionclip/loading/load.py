@@ -35,9 +35,16 @@ def _actionclip_family() -> tuple["ModelConfig", Callable[["LoadedCheckpoint", "
     return ModelConfig(), ActionCLIP.from_checkpoint
 
 
+def _xclip_family() -> tuple["ModelConfig", Callable[["LoadedCheckpoint", "ModelConfig"], "VideoModule"]]:
+    from actionclip.model.xclip import XCLIP, default_config
+
+    return default_config(), XCLIP.from_checkpoint
+
+
 # family name -> () -> (default config, builder(checkpoint, config)); imported on use
 FAMILIES: dict[str, Callable[[], tuple[Any, Callable[..., Any]]]] = {
     "actionclip": _actionclip_family,
+    "xclip": _xclip_family,
 }
 
 

@@ -116,6 +116,60 @@ def _openai(arch: str, sha256: str, size_bytes: int) -> ModelSpec:
     )
 
 
+# --- X-CLIP (microsoft/VideoX, Ni et al. 2022) ---------------------------------------------------
+# Each entry comes from its Hugging Face repository (microsoft/xclip-*, converted from the release
+# files) through huggingface_hub; without it, from the GitHub release file when there is one (the
+# L/14 originals are on Google Drive only). Figures are the X-CLIP README's / paper's: K400 and K600
+# top-1 with 4 clips x 3 crops, few-shot top-1 with 32 frames, zero-shot with 32 frames, 1 view.
+# The family's ModelConfig (ImageNet mean/std, bilinear, bare-label prompt) comes with it.
+_XCLIP_RELEASE = "https://github.com/nbl97/X-CLIP_Model_Zoo/releases/download/v1.0"
+_XCLIP_SOURCE = "https://github.com/microsoft/VideoX/tree/master/X-CLIP"
+
+
+def _xclip(name: str, hub: str, release: str | None, arch: str, frames: int, what: str,
+           k400_top1: float | None = None, zero_shot: Mapping[str, float] | None = None) -> ModelSpec:
+    views = "4 clips x 3 crops" if k400_top1 is not None else ""
+    return ModelSpec(
+        name=name, url=f"{_XCLIP_RELEASE}/{release}" if release else "", filename=f"xclip-{release or name + '.pth'}",
+        frames=frames, fusion="mit", arch=arch, format="xclip", source=_XCLIP_SOURCE, k400_top1=k400_top1,
+        views=views, description=f"X-CLIP {arch}, {frames} frames, {what}", family="xclip",
+        zero_shot=dict(zero_shot or {}), licence="MIT", hub_id=f"microsoft/{hub}",
+    )
+
+
+def _xclip_few_shot(dataset: str, shots: int, top1: float) -> ModelSpec:
+    name = {"hmdb": "HMDB-51", "ucf": "UCF-101"}[dataset]
+    return _xclip(f"xclip-b-16-{dataset}-{shots}shot", f"xclip-base-patch16-{dataset}-{shots}-shot",
+                  f"few_{dataset}_{shots}.pth", "ViT-B/16", 32,
+                  f"K400 then {shots}-shot {name} ({top1} top-1 on {name})")
+
+
+_XCLIP_MODELS = (
+    _xclip("xclip-b-16-zero-shot", "xclip-base-patch16-zero-shot", "zero.pth", "ViT-B/16", 32,
+           "trained on Kinetics-400 for zero-shot use", zero_shot={"ucf101": 72.0, "hmdb51": 44.6, "k600": 65.2}),
+    _xclip("xclip-b-32-8f", "xclip-base-patch32", "k400_32_8.pth", "ViT-B/32", 8, "Kinetics-400", 80.4),
+    _xclip("xclip-b-32-16f", "xclip-base-patch32-16-frames", "k400_32_16.pth", "ViT-B/32", 16, "Kinetics-400", 81.1),
+    _xclip("xclip-b-16-8f", "xclip-base-patch16", "k400_16_8.pth", "ViT-B/16", 8, "Kinetics-400", 83.8),
+    _xclip("xclip-b-16-16f", "xclip-base-patch16-16-frames", "k400_16_16.pth", "ViT-B/16", 16, "Kinetics-400", 84.7),
+    _xclip("xclip-l-14-8f", "xclip-large-patch14", None, "ViT-L/14", 8, "Kinetics-400", 87.1),
+    _xclip("xclip-l-14-16f-336", "xclip-large-patch14-16-frames", None, "ViT-L/14", 16,
+           "336 px, Kinetics-400", 87.7),
+    _xclip("xclip-b-16-k600-8f", "xclip-base-patch16-kinetics-600", "k600_16_8.pth", "ViT-B/16", 8,
+           "Kinetics-600 (85.3 top-1 on K600)"),
+    _xclip("xclip-b-16-k600-16f", "xclip-base-patch16-kinetics-600-16-frames", "k600_16_16.pth", "ViT-B/16", 16,
+           "Kinetics-600 (85.8 top-1 on K600)"),
+    _xclip("xclip-l-14-k600-8f", "xclip-large-patch14-kinetics-600", None, "ViT-L/14", 8,
+           "Kinetics-600 (88.3 top-1 on K600)"),
+    _xclip_few_shot("hmdb", 2, 53.0),
+    _xclip_few_shot("hmdb", 4, 57.3),
+    _xclip_few_shot("hmdb", 8, 62.8),
+    _xclip_few_shot("hmdb", 16, 64.0),
+    _xclip_few_shot("ucf", 2, 76.4),
+    _xclip_few_shot("ucf", 4, 83.4),
+    _xclip_few_shot("ucf", 8, 88.3),
+    _xclip_few_shot("ucf", 16, 91.4),
+)
+
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
@@ -125,6 +179,7 @@ MODELS: dict[str, ModelSpec] = {
         _mmaction(16, 32, 81.3),
         _openai("ViT-B/32", "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af", 353976522),
         _openai("ViT-B/16", "5806e77cd80f8b59890b7e101eabd078d9fb84e6937f9e85e4ecb61988df416f", 350837078),
+        *_XCLIP_MODELS,
     )
 }
 
@@ -137,7 +192,7 @@ def list_models() -> list[ModelSpec]:
 
 
 def get_spec(name: str, registry: dict[str, ModelSpec] | None = None) -> ModelSpec:
-    """The spec registered as ``name`` (case-insensitive).
+    """The spec registered as ``name`` (case-insensitive), or whose Hugging Face ``hub_id`` it is.
 
     Raises:
         UsageError: unknown name; the message suggests close matches and lists every name.
@@ -146,6 +201,9 @@ def get_spec(name: str, registry: dict[str, ModelSpec] | None = None) -> ModelSp
     spec = models.get(name) or models.get(name.strip().lower())
     if spec is not None:
         return spec
+    by_hub_id = {s.hub_id.lower(): s for s in models.values() if s.hub_id}
+    if name.strip().lower() in by_hub_id:  # "microsoft/xclip-base-patch32" names its entry too
+        return by_hub_id[name.strip().lower()]
     close = difflib.get_close_matches(name.strip().lower(), list(models), n=3, cutoff=0.6)
     hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
     raise UsageError(

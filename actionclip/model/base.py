@@ -98,7 +98,8 @@ class VideoTextModel:
             return self.encode_tokens(token_ids(texts, self.context_length))
 
     def encode_labels(self, labels: Sequence[str], templates: Sequence[str] | str | None = None) -> Any:
-        """Every label inside every template -> L2-normalised embeddings ``[K templates, L labels, D]``.
+        """Every label inside every template -> label features ``[K templates, L labels, D]``:
+        L2-normalised embeddings (unless the model says otherwise, see :meth:`_label_features`).
 
         ``templates``: a list, one template string, or None for the model's own (``model.templates``).
         """
@@ -116,7 +117,12 @@ class VideoTextModel:
             parts = [ops.float32(self.encode_tokens(tokens[order[i : i + TEXT_BATCH]]))
                      for i in range(0, len(prompts), TEXT_BATCH)]
             embeddings = ops.take_rows(ops.cat(parts), np.argsort(order, kind="stable"))
-            return ops.l2(embeddings).reshape(len(templates), len(labels), -1)
+            return self._label_features(embeddings.reshape(len(templates), len(labels), -1))
+
+    def _label_features(self, embeddings: Any) -> Any:
+        """Text embeddings ``[K, L, D]`` -> the label features :meth:`logits` takes: L2-normalised
+        here; a model that conditions the text on the video first (X-CLIP) keeps them as they are."""
+        return self._ops.l2(embeddings)
 
     # --- scores ------------------------------------------------------------------------------------
 

@@ -83,6 +83,10 @@ class VisionTransformer(nn.Module):
         self.proj = nn.Parameter(torch.empty(width, cfg.embed_dim))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.transformer(self.embed(images)))
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """Images -> the tokens the transformer takes ``[N, 1 + g*g, W]`` (class token first)."""
         if images.shape[-2:] != (self.input_resolution, self.input_resolution):
             raise ValueError(
                 f"images must be {self.input_resolution}x{self.input_resolution}, got {tuple(images.shape[-2:])}"
@@ -91,8 +95,11 @@ class VisionTransformer(nn.Module):
         x = x.flatten(2).transpose(1, 2)  # [N, g*g, W]
         cls = self.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
         x = torch.cat([cls, x], dim=1) + self.positional_embedding.to(x.dtype)
-        x = self.transformer(self.ln_pre(x))
-        return self.ln_post(x[:, 0]) @ self.proj
+        return self.ln_pre(x)
+
+    def pool(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The transformer's output tokens -> the image embedding (class token, normed, projected)."""
+        return self.ln_post(tokens[:, 0]) @ self.proj
 
 
 class TextTransformer(nn.Module):

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from actionclip.errors import OutputError
+from actionclip.errors import OutputError, UsageError
 
 FORMAT = "actionclip-onnx"
 FORMAT_VERSION = 1
@@ -119,6 +119,11 @@ def export_onnx(
     """
     import onnx
 
+    if getattr(model, "family", "actionclip") != "actionclip":
+        raise UsageError(f"{getattr(model, 'name', None) or model.family}: ONNX export writes ActionCLIP's graphs "
+                         f"(per-frame image tower, fusion head, text tower); this {model.family} model needs others "
+                         "(its frames interact inside the image tower, its text depends on the video), "
+                         "which are not written yet")
     started = time.perf_counter()
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():

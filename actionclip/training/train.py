@@ -379,7 +379,10 @@ def train(
         say(f"resuming from {last_path}")
     elif not isinstance(model, nn.Module):
         model = load(model, device="cpu", frames=config.frames)
-    assert isinstance(model, ActionCLIP)
+    if not isinstance(model, ActionCLIP):
+        family = getattr(model, "family", type(model).__name__)
+        raise UsageError(f"{getattr(model, 'name', None) or family}: fine-tuning supports ActionCLIP and CLIP "
+                         f"models; {family} models cannot be trained here yet")
     model = model.to(device=device, dtype=torch.float32).train()
     if config.freeze_backbone:
         model.clip.requires_grad_(False)
