@@ -12,6 +12,7 @@ import pytest
 from actionclip.errors import UsageError
 from actionclip.loading.registry import DEFAULT_MODEL, MODELS, ModelSpec, get_spec, list_models
 
+
 def test_default_model_comes_first():
     assert DEFAULT_MODEL == "vit-b-32-8f"  # the seed's default, kept on purpose (issue 10)
     assert list_models()[0].name == DEFAULT_MODEL

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, BinaryIO, Iterator, Mapping
 from actionclip import __version__
 from actionclip.errors import CheckpointError, DownloadError, OutputError, UsageError
 from actionclip.files import write_text
+from actionclip.loading.cache import cache_dir, is_offline
 from actionclip.loading.registry import ModelSpec, get_spec
 
 if TYPE_CHECKING:
@@ -50,35 +51,12 @@ BACKOFF_S = 1.0  # wait before retry n is BACKOFF_S * 2**(n-1)
 TIMEOUT_S = 30.0  # socket connect/read timeout
 CHUNK = 1 << 20
 
-_TRUE = {"1", "true", "yes", "on"}
 _RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 
 
 # ----------------------------------------------------------------------------------------------
 # Cache location and offline mode
-
-
-def cache_dir() -> Path:
-    """The model cache directory (not created here).
-
-    ``$ACTIONCLIP_CACHE``, else ``$XDG_CACHE_HOME/actionclip``, else ``~/.cache/actionclip``.
-    """
-    explicit = os.environ.get("ACTIONCLIP_CACHE")
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    # The XDG spec says relative values are invalid and must be ignored.
-    if xdg and os.path.isabs(xdg):
-        return Path(xdg) / "actionclip"
-    return Path.home() / ".cache" / "actionclip"
-
-
-def is_offline() -> bool:
-    """True when ``ACTIONCLIP_OFFLINE`` (or Hugging Face's ``HF_HUB_OFFLINE``) is set to 1/true."""
-    return any(
-        os.environ.get(var, "").strip().lower() in _TRUE for var in ("ACTIONCLIP_OFFLINE", "HF_HUB_OFFLINE")
-    )
 
 
 # ----------------------------------------------------------------------------------------------

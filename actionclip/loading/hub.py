@@ -85,7 +85,7 @@ def cached_folder(spec: "ModelSpec") -> Path | None:
 
 def fetch(spec: "ModelSpec", *, force: bool = False, progress: bool | None = None) -> Path:
     """The snapshot folder of ``spec`` (downloaded into the hub cache unless it is there)."""
-    from actionclip.loading.download import is_offline
+    from actionclip.loading.cache import is_offline
 
     label = f"model {spec.name!r} ({spec.hub_id} on the Hugging Face Hub)"
     if not force:

@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     widths = [max(len(row[i]) for row in [header, *table]) for i in range(len(header))]
     for row in [header, *table]:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
-    from actionclip.loading.download import cache_dir
+    from actionclip.loading.cache import cache_dir
 
     print(f"\n* default model. Cache: {cache_dir()} (set ACTIONCLIP_CACHE to move it). "
           "K400 top-1: single view, as published.")
