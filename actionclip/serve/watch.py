@@ -90,7 +90,7 @@ class LiveSession:
             with Image.open(io.BytesIO(data)) as image:
                 if image.width * image.height > _MAX_PIXELS:
                     raise Problem(400, f"frame of {image.width}x{image.height} pixels is too large")
-                rgb = np.asarray(image.convert("RGB"))
+                rgb = np.array(image.convert("RGB"))  # a writable copy: torch refuses read-only arrays
         except (UnidentifiedImageError, OSError, ValueError) as exc:
             raise Problem(400, f"frame at t={t:g}: not a readable JPEG image ({exc})") from None
         self._last = t
