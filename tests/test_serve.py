@@ -168,6 +168,9 @@ def test_health_models_classes_docs_and_page(client, server):
     assert "/v1/timeline" in spec["paths"]
     docs = client.request("GET", "/docs")
     assert docs.status == 200 and b"swagger" in docs.body.lower()
+    if b"/docs-assets/" in docs.body:  # Swagger UI served from this machine (swagger-ui-bundle-v2)
+        assert b"https://" not in docs.body
+        assert client.request("GET", "/docs-assets/swagger-ui-bundle.js").status == 200
 
     page = client.request("GET", "/")
     assert page.status == 200 and page.headers["content-type"].startswith("text/html")
@@ -440,9 +443,9 @@ def test_watch_refuses_bad_settings(server):
 
 @pytest.fixture(scope="module")
 def guarded_server(tiny_checkpoint, upload_dir):
-    """Token from the environment, a queue of one."""
+    """Token from the environment, a queue of one, server-side paths allowed."""
     with ServerProcess(["--model", tiny_checkpoint, "--dtype", "fp32", "--device", "cpu", "--queue-size", "1",
-                        "--temp-dir", upload_dir], env={"ACTIONCLIP_SERVE_TOKEN": "s3cret"}) as srv:
+                        "--allow-urls", "--temp-dir", upload_dir], env={"ACTIONCLIP_SERVE_TOKEN": "s3cret"}) as srv:
         yield srv
     assert "Traceback" not in srv.log, srv.log
 
@@ -471,6 +474,16 @@ def test_token(guarded_server, files, references):
         ws.send(json.dumps({"labels": LABELS}))
         assert json.loads(ws.recv(timeout=60))["type"] == "ready"
     assert_healthy(right)
+
+
+def test_allow_urls_opens_server_side_paths(guarded_server, files, references):
+    c = ServeClient(guarded_server.url, token="s3cret")
+    fields = [("labels", label) for label in LABELS]
+    record = c.post_form("/v1/classify", fields + [("url", str(files["clip3"]))])
+    assert record["video"] == str(files["clip3"])
+    assert_same_ranking(record["results"], references("clip3", LABELS))
+    err = error_of(lambda: c.post_form("/v1/classify", fields + [("url", str(files["clip3"]))], files["clip0"]))
+    assert err.status == 400 and "not both" in err.message
 
 
 def test_full_queue_answers_503_with_retry_after(guarded_server, files, references):
@@ -612,5 +625,8 @@ def test_page_in_chromium(browser, server, files, references, tmp_path):
     if artifacts:  # to look at the page after a run
         for path in (shot, webcam_shot):
             shutil.copy(path, Path(artifacts) / path.name)
+    # The API docs render from this server alone.
+    page.goto(server.url + "/docs")
+    page.get_by_text("/v1/classify", exact=True).wait_for(timeout=30_000)
     assert not problems, problems
     page.close()

@@ -61,6 +61,17 @@ _TIMELINE_FORM = _form_schema({
 })
 
 
+def _swagger_assets() -> Path | None:
+    """Swagger UI's files from the ``swagger-ui-bundle-v2`` package (the serve extra), so that ``/docs``
+    works offline; None without it (``/docs`` then loads Swagger UI from FastAPI's default CDN)."""
+    try:
+        from swagger_ui_bundle import swagger_ui_path
+    except ImportError:
+        return None
+    path = Path(swagger_ui_path)
+    return path if (path / "swagger-ui-bundle.js").is_file() else None
+
+
 def create_app(engine: Engine, settings: ServeSettings, admission: Admission | None = None,
                on_ready: Any = None) -> Any:
     """The FastAPI application serving ``engine``; it closes the engine when the server stops."""
@@ -86,10 +97,23 @@ def create_app(engine: Engine, settings: ServeSettings, admission: Admission | N
         finally:
             engine.close()
 
-    app = FastAPI(title="actionclip", version=__version__, lifespan=lifespan,
+    docs_assets = _swagger_assets()
+    app = FastAPI(title="actionclip", version=__version__, lifespan=lifespan, redoc_url=None,
+                  docs_url=None if docs_assets else "/docs",
                   description="Zero-shot action recognition in video: rank actions named in words, find when "
                               "they happen, follow a webcam. Errors are {\"error\": \"<one line>\"}.")
     app.state.engine, app.state.admission = engine, admission
+    if docs_assets is not None:  # Swagger UI from this machine, not from FastAPI's default CDN
+        from fastapi.openapi.docs import get_swagger_ui_html
+
+        app.mount("/docs-assets", StaticFiles(directory=docs_assets), name="docs-assets")
+
+        @app.get("/docs", include_in_schema=False)
+        async def docs() -> Any:
+            return get_swagger_ui_html(openapi_url=app.openapi_url, title="actionclip API",
+                                       swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+                                       swagger_css_url="/docs-assets/swagger-ui.css",
+                                       swagger_favicon_url="/docs-assets/favicon-32x32.png")
 
     # --- errors: always {"error": "<one line>"} ---------------------------------------------------
     @app.exception_handler(Problem)

@@ -124,8 +124,10 @@ class Engine:
         from actionclip.video import probe
 
         limit = self.settings.max_duration
+        if not limit:
+            return  # decoding reports unreadable videos anyway
         duration = probe(video).duration
-        if limit and duration > limit:
+        if duration > limit:
             raise Problem(400, f"{os.fspath(video)}: {duration:.1f} s long, over this server's limit of {limit:g} s")
 
     @contextlib.contextmanager
