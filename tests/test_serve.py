@@ -29,8 +29,8 @@ pytest.importorskip("fastapi", reason="the serve extra is not installed: pip ins
 pytest.importorskip("uvicorn")
 pytest.importorskip("websockets")
 
-from actionclip._dev.serving import ServerProcess  # noqa: E402
-from actionclip.serve.client import ServeClient, ServeError, encode_form  # noqa: E402
+from actionclip._dev.serving import ServerProcess
+from actionclip.serve.client import ServeClient, ServeError, encode_form
 
 LABELS = ["running", "walking", "playing guitar"]
 OTHER_LABELS = ["arm wrestling", "shaking hands", "push up", "dancing"]
@@ -357,7 +357,7 @@ def test_client_gone_mid_upload_leaves_no_temp_file(server, client, upload_dir):
 def test_load_64_requests_8_at_a_time(client, files, references):
     names = ["clip0", "clip1", "clip2", "clip3"]
     jobs = [(names[i % 4], LABELS if i % 3 else OTHER_LABELS) for i in range(64)]
-    expected = {(n, tuple(lb)): references(n, lb) for n, lb in set((n, tuple(lb)) for n, lb in jobs)}
+    expected = {(n, tuple(lb)): references(n, list(lb)) for n, lb in {(n, tuple(lb)) for n, lb in jobs}}
     before = client.get("/v1/stats")["batching"]
 
     def one(job):
@@ -534,8 +534,8 @@ def test_serve_without_the_extra_is_one_line(tmp_path):
             "from actionclip.cli import main; sys.exit(main(['serve', '--port', '0']))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 1
-    assert done.stderr.strip().splitlines() == ['actionclip: error: serving needs fastapi, which is not installed: '
-                                                'pip install "actionclip[serve]"']
+    assert done.stderr.strip().splitlines() == [('actionclip: error: serving needs fastapi, which is not installed: '
+                                                 'pip install "actionclip[serve]"')]
 
 
 def test_port_in_use_is_one_line(tiny_checkpoint):

@@ -15,12 +15,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from actionclip.errors import ActionCLIPError
 from actionclip.serve.admission import Admission
 from actionclip.serve.auth import check_token
 from actionclip.serve.engine import Engine
 from actionclip.serve.params import Fields
-from actionclip.serve.problems import Problem, as_problem, one_line, problem_response
+from actionclip.serve.problems import Problem, install_handlers, one_line, problem_response
 from actionclip.serve.settings import ServeSettings
 from actionclip.serve.uploads import FILE_FIELD, Upload, receive_upload, refuse_playlists
 
@@ -76,11 +75,8 @@ def create_app(engine: Engine, settings: ServeSettings, admission: Admission | N
                on_ready: Any = None) -> Any:
     """The FastAPI application serving ``engine``; it closes the engine when the server stops."""
     from fastapi import Depends, FastAPI, Request, WebSocket
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import FileResponse, Response
+    from fastapi.responses import FileResponse
     from fastapi.staticfiles import StaticFiles
-    from starlette.exceptions import HTTPException
-    from starlette.requests import ClientDisconnect
 
     from actionclip import __version__
     from actionclip.choices import CROPS, SCORE_KINDS
@@ -115,35 +111,7 @@ def create_app(engine: Engine, settings: ServeSettings, admission: Admission | N
                                        swagger_css_url="/docs-assets/swagger-ui.css",
                                        swagger_favicon_url="/docs-assets/favicon-32x32.png")
 
-    # --- errors: always {"error": "<one line>"} ---------------------------------------------------
-    @app.exception_handler(Problem)
-    async def _problem(_request: Any, exc: Problem) -> Any:
-        return problem_response(exc)
-
-    @app.exception_handler(HTTPException)
-    async def _http(_request: Any, exc: HTTPException) -> Any:
-        return problem_response(Problem(exc.status_code, str(exc.detail), getattr(exc, "headers", None)))
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Any, exc: RequestValidationError) -> Any:
-        errors = exc.errors()
-        first = errors[0] if errors else {}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path"))
-        return problem_response(Problem(400, f"{where}: {first.get('msg', 'invalid request')}"))
-
-    @app.exception_handler(ClientDisconnect)
-    async def _gone(_request: Any, _exc: ClientDisconnect) -> Any:
-        log.info("a client went away during its upload")
-        return Response(status_code=400)  # nobody reads it
-
-    @app.exception_handler(ActionCLIPError)
-    async def _library(_request: Any, exc: ActionCLIPError) -> Any:
-        return problem_response(as_problem(exc))
-
-    @app.exception_handler(Exception)
-    async def _unexpected(_request: Any, exc: Exception) -> Any:
-        # Starlette logs the traceback after this answer: the server's log keeps it, the client gets one line.
-        return problem_response(as_problem(exc))
+    install_handlers(app)
 
     @app.middleware("http")
     async def _refuse_while_draining(request: Request, call_next: Any) -> Any:

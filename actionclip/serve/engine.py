@@ -70,9 +70,10 @@ class Engine:
         self._check_counts(labels, clips * crops)
         labels = check_labels(labels)
         with self._named(video, name):
-            label_embeddings = await self.pool.run(self.labels.get, labels, templates or self.templates)
-            await self.pool.run(self._check_video, video)
-            pixels = await self.pool.run(self.model.views, os.fspath(video), clips=clips, crops=crops)
+            # Labels (a cache hit, or the text encoder) and decoding in two workers at once.
+            label_embeddings, pixels = await asyncio.gather(
+                self.pool.run(self.labels.get, labels, templates or self.templates),
+                self._views(video, clips=clips, crops=crops))
             probs = await self.batcher(_Job(pixels, label_embeddings))
         record = classification_record(name, self.model_name, self.model.num_frames, clips, crops, labels, probs)
         return public_record(record, top_k)
@@ -83,16 +84,21 @@ class Engine:
         from actionclip.temporal.timeline import timeline
 
         self._check_counts(labels, 1)
-        options.setdefault("templates", None)
-        options["templates"] = options["templates"] or self.templates
+        templates = options.pop("templates", None) or self.templates
         with self._named(video, name):
             await self.pool.run(self._check_video, video)
             async with self._timelines:
-                result = await self.pool.run(timeline, self.model, os.fspath(video), list(labels), **options)
+                result = await self.pool.run(timeline, self.model, os.fspath(video), list(labels),
+                                             templates=templates, **options)
         doc = result.to_dict()
         doc["video"] = name
         doc["model"] = self.model_name
         return doc
+
+    async def _views(self, video: str | os.PathLike, *, clips: int, crops: int) -> Any:
+        """The video's normalised views ``[V, T, 3, R, R]``, decoded in the worker pool."""
+        await self.pool.run(self._check_video, video)
+        return await self.pool.run(self.model.views, os.fspath(video), clips=clips, crops=crops)
 
     # --- the batched encoder pass (the batcher's thread) -------------------------------------------
 

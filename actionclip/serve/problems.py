@@ -9,11 +9,14 @@ naming its type; the traceback goes to the server's log only.
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Mapping
 
 from actionclip.errors import ActionCLIPError, CheckpointError, DownloadError
 
-__all__ = ["Problem", "one_line", "status_of", "as_problem", "problem_response"]
+log = logging.getLogger("actionclip.serve")
+
+__all__ = ["Problem", "one_line", "status_of", "as_problem", "problem_response", "install_handlers"]
 
 
 class Problem(Exception):
@@ -52,3 +55,40 @@ def problem_response(problem: Problem) -> Any:
     from fastapi.responses import JSONResponse
 
     return JSONResponse({"error": problem.message}, status_code=problem.status, headers=problem.headers)
+
+
+def install_handlers(app: Any) -> None:
+    """Make every error ``app`` can raise answer ``{"error": "<one line>"}`` with its status."""
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import Response
+    from starlette.exceptions import HTTPException
+    from starlette.requests import ClientDisconnect
+
+    @app.exception_handler(Problem)
+    async def _problem(_request: Any, exc: Problem) -> Any:
+        return problem_response(exc)
+
+    @app.exception_handler(HTTPException)  # 404, 405 from the router
+    async def _http(_request: Any, exc: HTTPException) -> Any:
+        return problem_response(Problem(exc.status_code, str(exc.detail), getattr(exc, "headers", None)))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Any, exc: RequestValidationError) -> Any:
+        errors = exc.errors()
+        first = errors[0] if errors else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path"))
+        return problem_response(Problem(400, f"{where}: {first.get('msg', 'invalid request')}"))
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(_request: Any, _exc: ClientDisconnect) -> Any:
+        log.info("a client went away during its upload")
+        return Response(status_code=400)  # nobody reads it
+
+    @app.exception_handler(ActionCLIPError)
+    async def _library(_request: Any, exc: ActionCLIPError) -> Any:
+        return problem_response(as_problem(exc))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Any, exc: Exception) -> Any:
+        # Starlette logs the traceback after this answer: the server's log keeps it, the client gets one line.
+        return problem_response(as_problem(exc))

@@ -46,7 +46,7 @@ class ServeSettings:
     max_upload_mb: float = 200.0
     max_duration: float = 600.0
     allow_urls: bool = False
-    batch_size: int = 8
+    batch_size: int = 4
     max_wait: float = 0.01
     queue_size: int = 64
     workers: int = 2
@@ -63,14 +63,15 @@ class ServeSettings:
 
     def for_device(self, device: str, *, batch_size: int | None = None, workers: int | None = None) -> "ServeSettings":
         """These settings with the batch size and decoding pool sized for ``device`` where not given:
-        a GPU encodes 32 views in about the time of a few, a CPU gains little past 8."""
+        a GPU encodes 32 views in about the time of a few; a CPU's matrix units are already busy with
+        one clip's 400 rows, and past 4 clips a batch falls out of cache (docs/serve.md)."""
         from actionclip.pipeline import default_workers
 
         gpu = str(device).startswith("cuda")
         # A GPU host decodes for a fast encoder: every core may help. On a CPU the decoders share
         # the cores with the encoder, so the library's usual 1-4 threads.
         pool = min(16, os.cpu_count() or 4) if gpu else default_workers()
-        return replace(self, batch_size=batch_size or (32 if gpu else 8),
+        return replace(self, batch_size=batch_size or (32 if gpu else 4),
                        workers=pool if workers is None else workers)
 
     def with_token_from_env(self) -> "ServeSettings":

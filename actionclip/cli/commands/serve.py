@@ -50,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="after SIGTERM, how long requests in flight may take (default 60)")
     perf = p.add_argument_group("batching")
     perf.add_argument("--batch-size", type=positive_int, metavar="B",
-                      help="most views encoded in one pass (default: 8 on cpu, 32 on cuda)")
+                      help="most views encoded in one pass (default: 4 on cpu, 32 on cuda)")
     perf.add_argument("--max-wait", type=non_negative_float, default=0.01, metavar="SECONDS",
                       help="longest a request waits for others to share its pass (default 0.01)")
     perf.add_argument("--workers", type=positive_int, metavar="N",
@@ -95,6 +95,9 @@ def run(args: argparse.Namespace) -> int:
         shown = f"[{host}]" if ":" in host else host
 
         def ready() -> None:
+            if not settings.token and not _loopback(host):
+                print(f"actionclip: warning: listening on {host} without a token: anyone who reaches this port "
+                      "can use the server (set ACTIONCLIP_SERVE_TOKEN)", file=sys.stderr, flush=True)
             lock = "token required" if settings.token else "no token"
             print(f"actionclip: serving {engine.model_name} on http://{shown}:{port} ({device}, "
                   f"{engine.info()['dtype']}, batch {settings.batch_size}, {lock}); Ctrl-C to stop",
@@ -106,3 +109,12 @@ def run(args: argparse.Namespace) -> int:
         sock.close()
     print("actionclip: server stopped", file=sys.stderr, flush=True)
     return 0
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
