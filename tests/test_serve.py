@@ -422,7 +422,7 @@ def test_watch_websocket_scores_like_the_library(server, tiny_model):
     from PIL import Image
 
     encoder = FrameEncoder(tiny_model, batch_size=8)
-    frames = [np.asarray(Image.open(io.BytesIO(d)).convert("RGB")) for d in images[:8]]
+    frames = [np.array(Image.open(io.BytesIO(d)).convert("RGB")) for d in images[:8]]
     units = encoder.encode([encoder.preprocess(f) for f in frames])
     probs, _ = WindowScorer(tiny_model, LABELS).score(units[None])
     np.testing.assert_allclose([updates[0]["probs"][label] for label in LABELS], probs[0], atol=2e-4)
