@@ -16,7 +16,8 @@ One module per concept, so each can be read (and tested) on its own:
 * :mod:`~actionclip.serve.params`: form fields to checked options;
 * :mod:`~actionclip.serve.watch`: the ``/v1/watch`` WebSocket (webcam frames in, live scores out);
 * :mod:`~actionclip.serve.app`: the routes; :mod:`~actionclip.serve.server`: the process (socket,
-  uvicorn, signals); ``static/``: the page, served by the package itself (no CDN).
+  uvicorn, signals); ``static/``: the page, served by the package itself (no CDN);
+* :mod:`~actionclip.serve.client`: a standard-library client of the API (scripts, tests, benchmarks).
 
 FastAPI, uvicorn, python-multipart and websockets are the optional extra ``serve``; nothing here imports
 them at package import, and :func:`require` turns their absence into one line telling what to install.
