@@ -211,8 +211,8 @@ def watch(
 
     reader = threading.Thread(target=read, name="actionclip-watch-reader", daemon=True)
     reader.start()
-    ring: deque[tuple[float, float, Any]] = deque(maxlen=t_frames)  # (t, arrival, frame unit)
-    next_update: float | None = None
+    rolling = RollingWindow(scorer, encoder, frames=t_frames, window=window, every=every, score=score,
+                            threshold=threshold, top_k=top_k)
     done = False
     try:
         while not done:
@@ -234,13 +234,9 @@ def watch(
                 continue
             embs = encoder.encode([encoder.preprocess(f.image) for f in items])
             for f, emb in zip(items, embs):
-                if ring and f.t - ring[-1][0] > window:  # an outage: old frames no longer belong
-                    ring.clear()
-                ring.append((f.t, f.arrival, emb))
-                if len(ring) < t_frames or (next_update is not None and f.t + 1e-6 < next_update):
-                    continue
-                next_update = f.t + every if next_update is None else max(next_update + every, f.t + every / 2)
-                yield _score(scorer, encoder, ring, score, threshold, top_k, stream.reconnects, dropped[0])
+                update = rolling.add(f.t, f.arrival, emb, reconnects=stream.reconnects, dropped=dropped[0])
+                if update is not None:
+                    yield update
     finally:
         stream.stop()
         # Unblock a reader waiting on a full queue, then give it a moment to notice the stop.
@@ -250,6 +246,37 @@ def watch(
         except queue.Empty:
             pass
         reader.join(timeout=2.0)
+
+
+class RollingWindow:
+    """The last T frame units of a live source, scored every ``every`` seconds of source time.
+
+    What :func:`watch` keeps between frames, apart from where the frames come from: the server's
+    WebSocket feeds it a browser's webcam frames the same way. ``add`` takes one encoded frame unit
+    (:class:`~actionclip.temporal.frames.FrameEncoder`) and returns a :class:`LiveUpdate` when one
+    is due. A gap longer than ``window`` clears the buffer, so a window never mixes footage from
+    before and after an outage.
+    """
+
+    def __init__(self, scorer: Any, encoder: Any, *, frames: int, window: float, every: float, score: str,
+                 threshold: float, top_k: int) -> None:
+        self.scorer, self.encoder = scorer, encoder
+        self.frames, self.window, self.every = int(frames), float(window), float(every)
+        self.score, self.threshold, self.top_k = score, float(threshold), int(top_k)
+        self.ring: deque[tuple[float, float, Any]] = deque(maxlen=self.frames)  # (t, arrival, frame unit)
+        self.next_update: float | None = None
+
+    def add(self, t: float, arrival: float, unit: Any, *, reconnects: int = 0, dropped: int = 0) -> LiveUpdate | None:
+        """Add the frame unit shown at source time ``t`` (decoded at ``time.monotonic()`` ``arrival``)."""
+        ring = self.ring
+        if ring and t - ring[-1][0] > self.window:  # an outage: old frames no longer belong
+            ring.clear()
+        ring.append((t, arrival, unit))
+        if len(ring) < self.frames or (self.next_update is not None and t + 1e-6 < self.next_update):
+            return None
+        every = self.every
+        self.next_update = t + every if self.next_update is None else max(self.next_update + every, t + every / 2)
+        return _score(self.scorer, self.encoder, ring, self.score, self.threshold, self.top_k, reconnects, dropped)
 
 
 def _score(scorer: Any, encoder: Any, ring: deque, score: str, threshold: float, top_k: int, reconnects: int,

@@ -69,21 +69,21 @@ class TimelineResult:
             for i in range(len(self.starts))
         ]
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "video": self.video,
-            "labels": self.labels,
-            "settings": self.settings,
-            "stats": self.stats,
-            "windows": [
+    def to_dict(self, *, windows: bool = True) -> dict[str, Any]:
+        """The JSON document of this result (``timeline --json`` and the server's ``/v1/timeline``);
+        ``windows=False`` leaves out the per-window scores."""
+        doc: dict[str, Any] = {"video": self.video, "labels": self.labels, "settings": self.settings,
+                               "stats": self.stats}
+        if windows:
+            doc["windows"] = [
                 {"index": w.index, "start": round(w.start, 6), "end": round(w.end, 6),
                  "top": w.top, "top_score": round(w.top_score, 6),
                  "probs": {k: round(v, 6) for k, v in w.probs.items()},
                  "scores": {k: round(v, 6) for k, v in w.scores.items()}}
                 for w in self.windows
-            ],
-            "segments": [s.to_dict() for s in self.segments],
-        }
+            ]
+        doc["segments"] = [s.to_dict() for s in self.segments]
+        return doc
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)

@@ -283,9 +283,9 @@ def _format_human(record: dict[str, Any], top_k: int | None) -> str:
 
 
 def _format_json(record: dict[str, Any], top_k: int | None) -> str:
-    shown = {k: record[k] for k in ("video", "model", "frames", "clips", "crops")}
-    shown["results"] = record["results"][:top_k] if top_k else record["results"]
-    return json.dumps(shown, ensure_ascii=False)
+    from actionclip.model.ranking import public_record
+
+    return json.dumps(public_record(record, top_k), ensure_ascii=False)
 
 
 def _model_id(model_arg: str) -> str:
@@ -367,6 +367,7 @@ def _classify_all(args, model, videos, labels, templates, frames, key, results_f
     """Run the model over ``videos``; print and record each; return the number that failed."""
     from tqdm import tqdm
 
+    from actionclip.model.ranking import classification_record
     from actionclip.pipeline import encode_videos
 
     if not videos:
@@ -390,17 +391,8 @@ def _classify_all(args, model, videos, labels, templates, frames, key, results_f
                 continue
             rows = model._ops.to_numpy(model.probabilities(features, label_emb)).tolist()  # [B, L]
             for video, row in zip(batch, rows):
-                ranked = sorted(zip(labels, row), key=lambda lp: -lp[1])
-                record = {
-                    "video": video.name,
-                    "model": model_name,
-                    "frames": frames,
-                    "clips": args.clips,
-                    "crops": args.crops,
-                    "results": [{"label": label, "prob": prob} for label, prob in ranked],
-                    "path": video.path,
-                    "key": key,
-                }
+                record = classification_record(video.name, model_name, frames, args.clips, args.crops, labels, row,
+                                               path=video.path, key=key)
                 if results_file:
                     results_file.append(record)
                 text = _format_json(record, args.top_k) if args.json else _format_human(record, args.top_k)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+
+from actionclip.loading.catalog import model_rows
 
 __all__ = ["register", "run", "model_rows"]
 
@@ -25,36 +26,6 @@ def _size(nbytes: int | None) -> str:
     if nbytes is None:
         return "?"
     return f"{nbytes / 1e6:.0f} MB"
-
-
-def model_rows() -> list[dict[str, Any]]:
-    """One dict per registered model, with its cache state (no network, no hashing)."""
-    from actionclip.loading.download import cached_path, is_cached
-    from actionclip.loading.registry import DEFAULT_MODEL, list_models
-
-    rows = []
-    for spec in list_models():
-        cached = is_cached(spec)
-        size = spec.size_bytes
-        if size is None and cached:
-            size = cached_path(spec).stat().st_size  # unpublished size: report the file we hold
-        rows.append(
-            {
-                "name": spec.name,
-                "default": spec.name == DEFAULT_MODEL,
-                "arch": spec.arch,
-                "frames": spec.frames,
-                "fusion": spec.fusion,
-                "k400_top1": spec.k400_top1,
-                "views": spec.views,
-                "size_bytes": size,
-                "cached": cached,
-                "path": str(cached_path(spec)),
-                "url": spec.url,
-                "description": spec.description,
-            }
-        )
-    return rows
 
 
 def run(args: argparse.Namespace) -> int:

@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
 
         paths["annotated"] = annotate_video(args.video, args.annotate, result)
     if args.json:
-        doc = {k: v for k, v in result.to_dict().items() if k != "windows"}
+        doc = result.to_dict(windows=False)
         doc["files"] = {k: str(v) for k, v in paths.items()}
         print(json.dumps(doc, ensure_ascii=False))
         return 0

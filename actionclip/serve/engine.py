@@ -1,0 +1,173 @@
+"""The model as a service: classify, timeline and live sessions for many clients at once, HTTP-free.
+
+Each request's slow steps run where they belong: decoding and probing in the worker pool
+(:mod:`~actionclip.serve.pool`), label embeddings from the LRU cache (:mod:`~actionclip.serve.labels`),
+the video encoder in the dynamic batcher (:mod:`~actionclip.serve.batching`), which stacks the views
+of every waiting request into one ``model.encode_video`` call and scores each request against its
+own labels. Everything else is the library's: ``model.views`` (decode + preprocess), ``encode_video``
+/ ``probabilities`` (any model of the contract, whose features may be a
+:class:`~actionclip.model.scoring.VideoFeatures`), :func:`~actionclip.temporal.timeline.timeline`,
+and the classify record of :mod:`actionclip.model.ranking`, so an answer here is exactly what
+``classify --json`` / ``timeline --json`` print for the same file.
+
+Errors are the library's one-line :class:`~actionclip.errors.ActionCLIPError`, with the temporary
+file's path replaced by the client's file name (a client never sees the server's paths).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from dataclasses import dataclass
+from typing import Any, Iterator, Sequence
+
+from actionclip.errors import ActionCLIPError
+from actionclip.model.ranking import classification_record, public_record
+from actionclip.model.scoring import map_features
+from actionclip.serve.batching import DynamicBatcher
+from actionclip.serve.labels import LabelCache
+from actionclip.serve.pool import WorkerPool
+from actionclip.serve.problems import Problem
+from actionclip.serve.settings import ServeSettings
+from actionclip.text.labels import check_labels
+
+__all__ = ["Engine"]
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One request's share of a batch: its views ``[V, T, 3, R, R]`` and its label embeddings."""
+
+    pixels: Any
+    label_embeddings: Any
+
+    @property
+    def views(self) -> int:
+        return int(self.pixels.shape[0])
+
+
+class Engine:
+    """Serves one loaded model (see the module notes)."""
+
+    def __init__(self, model: Any, settings: ServeSettings, *, model_name: str,
+                 templates: Sequence[str] | None = None) -> None:
+        self.model, self.settings, self.model_name = model, settings, model_name
+        self.templates = list(templates) if templates else None  # the server's default, else the model's
+        self.pool = WorkerPool(settings.workers)
+        self.labels = LabelCache(model, model_name, settings.label_cache)
+        self.batcher: DynamicBatcher[_Job, Any] = DynamicBatcher(
+            self._encode_and_score, max_batch=settings.batch_size, max_wait=settings.max_wait,
+            size=lambda job: job.views)
+        self._timelines = asyncio.Semaphore(max(1, settings.timelines))
+
+    # --- requests --------------------------------------------------------------------------------
+
+    async def classify(self, video: str | os.PathLike, name: str, labels: Sequence[str], *,
+                       templates: Sequence[str] | None = None, clips: int = 1, crops: int = 1,
+                       top_k: int | None = None) -> dict[str, Any]:
+        """Rank ``labels`` for ``video`` (shown as ``name``): the ``classify --json`` record."""
+        self._check_counts(labels, clips * crops)
+        labels = check_labels(labels)
+        with self._named(video, name):
+            # Labels (a cache hit, or the text encoder) and decoding in two workers at once.
+            label_embeddings, pixels = await asyncio.gather(
+                self.pool.run(self.labels.get, labels, templates or self.templates),
+                self._views(video, clips=clips, crops=crops))
+            probs = await self.batcher(_Job(pixels, label_embeddings))
+        record = classification_record(name, self.model_name, self.model.num_frames, clips, crops, labels, probs)
+        return public_record(record, top_k)
+
+    async def timeline(self, video: str | os.PathLike, name: str, labels: Sequence[str],
+                       **options: Any) -> dict[str, Any]:
+        """When each label happens in ``video``: the ``timeline --json`` document, with every window."""
+        from actionclip.temporal.timeline import timeline
+
+        self._check_counts(labels, 1)
+        templates = options.pop("templates", None) or self.templates
+        with self._named(video, name):
+            await self.pool.run(self._check_video, video)
+            async with self._timelines:
+                result = await self.pool.run(timeline, self.model, os.fspath(video), list(labels),
+                                             templates=templates, **options)
+        doc = result.to_dict()
+        doc["video"] = name
+        doc["model"] = self.model_name
+        return doc
+
+    async def _views(self, video: str | os.PathLike, *, clips: int, crops: int) -> Any:
+        """The video's normalised views ``[V, T, 3, R, R]``, decoded in the worker pool."""
+        await self.pool.run(self._check_video, video)
+        return await self.pool.run(self.model.views, os.fspath(video), clips=clips, crops=crops)
+
+    # --- the batched encoder pass (the batcher's thread) -------------------------------------------
+
+    def _encode_and_score(self, jobs: list[_Job]) -> list[Any]:
+        """Every job's views in one ``encode_video`` call; each scored against its own labels."""
+        model = self.model
+        ops = model._ops
+        with model._inference():
+            features = model.encode_video(ops.cat([job.pixels for job in jobs]))  # [sum V, ...]
+            out, start = [], 0
+            for job in jobs:
+                stop = start + job.views
+                own = map_features(features, lambda t, _, a=start, b=stop: t[a:b][None])  # [1, V, ...]
+                out.append(ops.to_numpy(model.probabilities(own, job.label_embeddings))[0].tolist())
+                start = stop
+        return out
+
+    # --- checks ---------------------------------------------------------------------------------------
+
+    def _check_counts(self, labels: Sequence[str], views: int) -> None:
+        if not labels:
+            raise Problem(400, "no labels: send one 'labels' field per action label")
+        if len(labels) > self.settings.max_labels:
+            raise Problem(400, f"{len(labels)} labels: this server takes at most {self.settings.max_labels}")
+        if views > self.settings.max_views:
+            raise Problem(400, f"clips x crops = {views}: this server takes at most {self.settings.max_views} views")
+
+    def _check_video(self, video: str | os.PathLike) -> None:
+        from actionclip.video import probe
+
+        limit = self.settings.max_duration
+        if not limit:
+            return  # decoding reports unreadable videos anyway
+        duration = probe(video).duration
+        if duration > limit:
+            raise Problem(400, f"{os.fspath(video)}: {duration:.1f} s long, over this server's limit of {limit:g} s")
+
+    @contextlib.contextmanager
+    def _named(self, video: str | os.PathLike, name: str) -> Iterator[None]:
+        """Errors name the client's file, not the temporary one."""
+        try:
+            yield
+        except (ActionCLIPError, Problem) as exc:
+            message = str(exc.message if isinstance(exc, Problem) else exc).replace(os.fspath(video), name)
+            if isinstance(exc, Problem):
+                raise Problem(exc.status, message, exc.headers) from None
+            raise type(exc)(message) from None
+
+    # --- what the server says about itself -------------------------------------------------------------
+
+    def info(self) -> dict[str, Any]:
+        model = self.model
+        config = model.config.to_dict()
+        return {
+            "name": self.model_name,
+            "frames": model.num_frames,
+            "resolution": model.input_resolution,
+            "templates": self.templates or config["templates"],
+            "frame_independent": bool(getattr(model, "frame_independent", True)),
+            "device": str(getattr(model, "device", "cpu")),
+            "dtype": str(getattr(model, "dtype", "float32")).replace("torch.", ""),
+            "config": config,
+        }
+
+    def stats(self) -> dict[str, Any]:
+        return {"batching": {**self.batcher.stats.to_dict(), "max_batch": self.batcher.max_batch,
+                             "max_wait": self.batcher.max_wait, "queued": self.batcher.queued},
+                "label_cache": self.labels.to_dict(), "workers": self.pool.workers}
+
+    def close(self) -> None:
+        self.batcher.close()
+        self.pool.close()
