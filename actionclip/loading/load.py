@@ -87,7 +87,14 @@ def load(
 
     spec = None if Path(os.fspath(name_or_path)).expanduser().exists() else find_spec(os.fspath(name_or_path))
     choice = runtime.resolve(None if device is None else str(device), dtype)  # bad options fail before any download
-    model = build_model(read_checkpoint(resolve(name_or_path)), spec=spec, frames=frames)
+    from actionclip.loading.identity import fingerprint
+
+    path = resolve(name_or_path)
+    model = build_model(read_checkpoint(path), spec=spec, frames=frames)
     if spec is not None:
         model.name = spec.name
+    # What the weights are, for caches and indexes (loading/identity.py): the registry's verified hash,
+    # else a cheap key of the file (size, mtime, first and last MiB).
+    model.source = str(path)
+    model.fingerprint = f"sha256:{spec.sha256}" if spec is not None and spec.sha256 else fingerprint(path)
     return model.to(device=choice.device, dtype=choice.torch_dtype).eval()
