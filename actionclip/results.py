@@ -22,8 +22,6 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from actionclip.errors import ActionCLIPError, UsageError
 
 __all__ = ["run_key", "make_record", "format_human", "format_json", "error_line", "ResultsFile"]
@@ -47,6 +45,8 @@ def run_key(model: str, frames: int, clips: int, crops: int, labels: Iterable[st
 def make_record(video: str, path: str, *, model: str, frames: int, clips: int, crops: int, labels: Sequence[str],
                 probs: Any, key: str, top_k: int | None = None) -> dict[str, Any]:
     """One video's record: its labels ranked by ``probs`` (``[L]``), all of them unless ``top_k``."""
+    import numpy as np  # here: the CLI imports this module for --help, which must stay light
+
     probs = np.asarray(probs, dtype=np.float64)
     if top_k and top_k < len(probs):
         best = np.argpartition(-probs, top_k - 1)[:top_k]  # the top k without sorting all labels

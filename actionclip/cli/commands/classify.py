@@ -28,7 +28,6 @@ from actionclip.cli.options import positive_int
 from actionclip.errors import UsageError
 from actionclip.loading.identity import model_id
 from actionclip.results import ResultsFile, error_line, format_human, format_json, make_record, run_key
-from actionclip.video.inputs import InputError, VideoInput, expand_videos
 
 __all__ = ["register", "run"]
 
@@ -101,8 +100,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--index needs no --ray: stored embeddings are classified without decoding")
 
     failed = 0
-    videos: list[VideoInput] = []
+    videos: list[Any] = []
     if not args.index:
+        from actionclip.video.inputs import InputError, VideoInput, expand_videos  # here: numpy, PyAV
+
         inputs = expand_videos(args.videos)
         for bad in (i for i in inputs if isinstance(i, InputError)):
             print(f"actionclip: error: {bad.name}: {bad.cause}", file=sys.stderr)
