@@ -68,13 +68,20 @@ def model_key(model: Any) -> str | None:
     })
 
 
+def _shards(folder: Path) -> list[Path]:
+    """The finished shards (not another writer's hidden temporary files)."""
+    return sorted(p for p in folder.glob("*.npz") if not p.name.startswith("."))
+
+
 def _read_shards(folder: Path) -> dict[str, np.ndarray]:
+    import zipfile
+
     entries: dict[str, np.ndarray] = {}
-    for shard in sorted(folder.glob("*.npz")):
+    for shard in _shards(folder):
         try:
             with np.load(shard, allow_pickle=False) as data:
                 keys, emb = data["keys"], data["emb"]
-        except (OSError, ValueError, KeyError, EOFError):  # deleted by a merge, or unreadable: skip it
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # deleted by a merge, or damaged
             continue
         if emb.ndim == 2 and len(keys) == len(emb):
             entries.update(zip(keys.tolist(), emb))
@@ -98,7 +105,7 @@ def _write_shard(folder: Path, keys: list[str], emb: np.ndarray) -> Path | None:
 
 def _merge(folder: Path) -> None:
     """Fold many shards into one (written first), then remove the ones folded in."""
-    shards = sorted(folder.glob("*.npz"))
+    shards = _shards(folder)
     if len(shards) <= MAX_SHARDS:
         return
     entries = _read_shards(folder)
