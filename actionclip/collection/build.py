@@ -30,7 +30,7 @@ from actionclip.pipeline import PrepareViews
 
 __all__ = ["index", "BuildReport", "Job", "COMMIT_VIDEOS", "COMMIT_SECONDS"]
 
-COMMIT_VIDEOS = 64
+COMMIT_VIDEOS = 1024  # a cluster run finishes thousands of videos a second: commits stay ~1 per second or rarer
 COMMIT_SECONDS = 10.0
 
 
@@ -181,8 +181,9 @@ def _window_vectors(model: Any, path: str, settings: dict[str, Any], batch_size:
     fuse()
     if not spans:
         return []
-    emb = np.concatenate(vectors)
-    emb = emb / np.maximum(np.linalg.norm(emb, axis=-1, keepdims=True), 1e-12)
+    from actionclip.model.scoring import NUMPY
+
+    emb = NUMPY.l2(np.concatenate(vectors))
     return [(s, e, v) for (s, e), v in zip(spans, emb)]
 
 

@@ -131,8 +131,9 @@ class Index:
         table = self.store.table()
         if table is None:
             return []
-        q = self.model._ops.to_numpy(query).mean(axis=0)[0]
-        q = q / max(float(np.linalg.norm(q)), 1e-12)
+        from actionclip.model.scoring import NUMPY
+
+        q = NUMPY.l2(self.model._ops.to_numpy(query).mean(axis=0)[0])
         search = (table.search(q.astype(np.float32), vector_column_name="vector").metric("dot")
                   .where(f"kind = '{kind}'", prefilter=True).limit(top_k)
                   .select(["path", "video", "kind", "start", "end"]))
@@ -144,23 +145,25 @@ class Index:
     def _search_exact(self, query: Any, top_k: int, kind: str) -> list[Hit]:
         """Models whose text depends on the video: the model's own scores for every stored video."""
         model = self.model
-        scores, rows = [], []
+        scores: list[np.ndarray] = []
+        rows: dict[str, list[Any]] = {}
         for part, features in self._features(kind):
             with model._inference():
                 logits = model._ops.to_numpy(model.logits(features, query))  # [B, V, K, 1]
             scores.append(logits.mean(axis=(1, 2))[:, 0] / float(model.logit_scale))
-            rows += part
-        if not rows:
+            for name, values in part.items():
+                rows.setdefault(name, []).extend(values)
+        if not scores:
             return []
         all_scores = np.concatenate(scores)
         best = np.argsort(-all_scores, kind="stable")[:top_k]
-        return [Hit(rows[i]["video"], rows[i]["path"], float(all_scores[i]), kind, rows[i]["start"], rows[i]["end"])
+        return [Hit(rows["video"][i], rows["path"][i], float(all_scores[i]), kind, rows["start"][i], rows["end"][i])
                 for i in best]
 
     # --- classification ---------------------------------------------------------------------------
 
-    def _features(self, kind: str = "video") -> Iterator[tuple[list[dict[str, Any]], Any]]:
-        """``(rows, features [B, V, ...] in the model's backend)`` for stored videos, in chunks."""
+    def _features(self, kind: str = "video") -> Iterator[tuple[dict[str, list[Any]], Any]]:
+        """``({column: values}, features [B, V, ...] in the model's backend)`` for stored rows, in chunks."""
         from actionclip.model.scoring import map_features
 
         table = self.store.scan(["path", "video", "start", "end", "vector", "embedding", "tokens"], kind=kind)
@@ -175,8 +178,7 @@ class Index:
             cols = {name: column_array(part, name) for name in ("vector", "embedding", "tokens")
                     if name in part.column_names}
             features = map_features(from_rows(cols, views, dim, kind_name), lambda t, _: model._from_numpy(t))
-            rows = part.select(["path", "video", "start", "end"]).to_pylist()
-            yield rows, features
+            yield {name: part.column(name).to_pylist() for name in ("path", "video", "start", "end")}, features
 
     def classify(self, labels: Sequence[str], *, templates: Sequence[str] | str | None = None) -> Classification:
         """Probabilities of ``labels`` for every indexed video, as plain ``classify`` computes them
@@ -195,8 +197,8 @@ class Index:
         probs: list[np.ndarray] = []
         for rows, features in self._features("video"):
             probs.append(model._ops.to_numpy(model.probabilities(features, label_emb)))
-            videos += [r["video"] for r in rows]
-            paths += [r["path"] for r in rows]
+            videos += rows["video"]
+            paths += rows["path"]
         meta = self.meta
         key = run_key(meta["model"]["id"], meta["frames"], meta["clips"], meta["crops"], labels, templates)
         return Classification(videos, paths, labels,

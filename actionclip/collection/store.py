@@ -68,14 +68,12 @@ def features_kind(features: Any) -> str:
 def to_rows(features: Any) -> dict[str, np.ndarray]:
     """One batch of video features ``[B, V, ...]`` (numpy; tensor or VideoFeatures) -> column arrays:
     ``vector`` ``[B, D]``, ``embedding`` ``[B, V*D]`` and ``tokens`` ``[B, V*N*D]`` when needed."""
-    from actionclip.model.scoring import VideoFeatures
+    from actionclip.model.scoring import NUMPY, VideoFeatures
 
     emb = features.embedding if isinstance(features, VideoFeatures) else features
     emb = np.asarray(emb, dtype=np.float32)
     b, v = emb.shape[:2]
-    unit = emb / np.maximum(np.linalg.norm(emb, axis=-1, keepdims=True), 1e-12)
-    mean = unit.mean(axis=1)
-    cols = {"vector": mean / np.maximum(np.linalg.norm(mean, axis=-1, keepdims=True), 1e-12)}
+    cols = {"vector": NUMPY.l2(NUMPY.l2(emb).mean(axis=1))}
     if v > 1 or isinstance(features, VideoFeatures):
         cols["embedding"] = emb.reshape(b, -1)
     if isinstance(features, VideoFeatures) and features.tokens is not None:
