@@ -7,7 +7,7 @@ Parts (``--parts``, default all):
   costs that the 10-million-video estimate in docs/index.md is made from.
 * ``classify``: ``Index.classify`` over 100,000 stored embeddings with the 400 Kinetics labels (16
   templates: 6,400 prompts, label embeddings from the disk cache), goal < 2 s.
-* ``search``: 1,000,000 stored embeddings, brute force (LanceDB flat scan) vs the IVF-PQ ANN index,
+* ``search``: 1,000,000 stored embeddings, brute force (LanceDB flat scan) vs the IVF-SQ ANN index,
   latency and recall@10 against exact numpy search; goal ANN < 50 ms at recall@10 >= 0.95.
 * ``cache``: first vs second run of ``actionclip classify --labels k400`` (one clip, fresh processes).
 
@@ -191,11 +191,11 @@ def part_search(workdir: Path, n: int, uniform: bool, spread: float, queries: in
         run("brute force (flat scan)", lambda s: s)
         t0 = time.perf_counter()
         store.create_ann()
-        log(f"building IVF-PQ ({int(round(n ** 0.5))} partitions, {DIM // 8} sub-vectors): "
+        log(f"building IVF-SQ ({int(round(n ** 0.5))} partitions, 8 bits per dimension): "
             f"{time.perf_counter() - t0:.0f} s")
     else:
         run("brute force (flat scan)", lambda s: s.bypass_vector_index())
-    for nprobes, refine in ((20, 1), (32, 4), (64, 10), (128, 20)):
+    for nprobes, refine in ((10, 1), (20, 1), (20, 5), (40, 5)):
         run(f"ANN nprobes={nprobes} refine={refine}", lambda s, a=nprobes, b=refine: s.nprobes(a).refine_factor(b))
 
 

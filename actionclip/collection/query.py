@@ -108,8 +108,8 @@ class Index:
 
         return encode_labels(self.model, [text], cache=False)
 
-    def search(self, text: str, top_k: int = 10, *, kind: str | None = None, nprobes: int = 32,
-               refine_factor: int = 4) -> list[Hit]:
+    def search(self, text: str, top_k: int = 10, *, kind: str | None = None, nprobes: int = 20,
+               refine_factor: int = 5) -> list[Hit]:
         """The ``top_k`` best videos, and the ``top_k`` best moments when the index has them, for a
         free-text query; highest score first. ``kind``: only ``"video"`` or only ``"window"`` hits.
         ``nprobes``/``refine_factor`` tune the ANN index once there is one (ignored before)."""
