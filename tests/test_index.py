@@ -351,3 +351,30 @@ def test_shared_clips_index_and_classify(shared_data, ckpt, tmp_path, capsys):
             assert mine[r["label"]] == pytest.approx(r["prob"], abs=1e-5)
     assert main(["search", str(out), "a person riding a horse", "--json", "-k", "2"]) == 0
     assert len(json_lines(capsys.readouterr().out)) == 2
+
+
+def test_large_index_gets_an_ann_index_and_search_uses_it(folder, tmp_path):
+    from actionclip.collection.store import Store
+
+    model = ToyModel()
+    out = tmp_path / "idx"
+    actionclip.index([folder], out, model=model)
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((3000, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    names = [f"/synthetic/{i}.mp4" for i in range(len(vectors))]
+    store = Store(out)
+    store.add({"path": names, "video": names, "kind": ["video"] * 3000, "start": [0.0] * 3000, "end": [1.0] * 3000,
+               "size": [1] * 3000, "mtime_ns": [0] * 3000, "duration": [1.0] * 3000}, {"vector": vectors})
+    store.finish(ann_min_rows=1000)
+    assert [i.columns for i in store.table().list_indices()] == [["vector"]]
+    idx = actionclip.open_index(out, model=model)
+    query = idx._query("someone juggling")
+    q = np.asarray(query).mean(axis=0)[0]
+    q /= np.linalg.norm(q)
+    stored = idx.store.scan(["path", "vector"], kind="video")
+    exact = np.argsort(-(np.stack(stored["vector"].to_numpy(zero_copy_only=False)) @ q))[:5]
+    expected = [stored["path"][int(i)].as_py() for i in exact]
+    # every partition probed and the candidates reranked exactly: the ANN path must give the exact top 5
+    hits = idx.search("someone juggling", top_k=5, kind="video", nprobes=64, refine_factor=10)
+    assert [h.path for h in hits] == expected

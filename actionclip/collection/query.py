@@ -173,11 +173,16 @@ class Index:
         views = self.meta["clips"] * self.meta["crops"]
         kind_name = self.store.features_kind()
         model = self.model
+        device = getattr(model, "device", None)  # scores are computed where the model runs (a GPU, say)
+
+        def to_backend(array: np.ndarray, _: int) -> Any:
+            tensor = model._from_numpy(array)
+            return tensor if device is None else tensor.to(device)
         for start in range(0, table.num_rows, CHUNK):
             part = table.slice(start, CHUNK)
             cols = {name: column_array(part, name) for name in ("vector", "embedding", "tokens")
                     if name in part.column_names}
-            features = map_features(from_rows(cols, views, dim, kind_name), lambda t, _: model._from_numpy(t))
+            features = map_features(from_rows(cols, views, dim, kind_name), to_backend)
             yield {name: part.column(name).to_pylist() for name in ("path", "video", "start", "end")}, features
 
     def classify(self, labels: Sequence[str], *, templates: Sequence[str] | str | None = None) -> Classification:
