@@ -23,7 +23,7 @@ DTYPE_NAMES = {"torch.float32": "fp32", "torch.bfloat16": "bf16", "torch.float16
 
 def describe(model: Any, requested: str | os.PathLike | None, *, full_hash: bool = True) -> dict[str, Any]:
     """What to record about ``model`` (loaded from ``requested``, a name or path, if known)."""
-    from actionclip.loading.identity import file_sha256, model_id
+    from actionclip.loading.identity import checkpoint_size, file_sha256, model_id
 
     source = getattr(model, "source", None)
     fp = getattr(model, "fingerprint", None)
@@ -37,6 +37,7 @@ def describe(model: Any, requested: str | os.PathLike | None, *, full_hash: bool
         "source": source,
         "fingerprint": fp,
         "sha256": sha,
+        "size": checkpoint_size(source) if source and Path(source).exists() else None,
         "class": f"{kind.__module__}.{kind.__qualname__}",
         "config": model.config.to_dict(),
         "dtype": DTYPE_NAMES.get(str(getattr(model, "dtype", ""))),

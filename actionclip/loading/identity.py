@@ -25,7 +25,7 @@ import hashlib
 import os
 from pathlib import Path
 
-__all__ = ["model_id", "fingerprint", "file_sha256"]
+__all__ = ["model_id", "fingerprint", "file_sha256", "checkpoint_size"]
 
 _EDGE = 1 << 20  # bytes hashed at each end of a file by fingerprint()
 _CHUNK = 1 << 20
@@ -71,3 +71,8 @@ def file_sha256(path: str | os.PathLike) -> str:
             while block := f.read(_CHUNK):
                 digest.update(block)
     return digest.hexdigest()
+
+
+def checkpoint_size(path: str | os.PathLike) -> int:
+    """Bytes of a checkpoint file, or of every file in a checkpoint folder."""
+    return sum(file.stat().st_size for file in _files(Path(path)))

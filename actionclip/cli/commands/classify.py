@@ -156,10 +156,9 @@ def _classify_index(args, labels, templates, results_file) -> int:
         print(f"actionclip: skipping {len(done & set(result.paths))} video(s) already in {args.output}", file=sys.stderr)
     # Only what is shown or written is ranked: with --top-k and no --output, only the top k labels.
     top = None if results_file else args.top_k
-    write = lambda text: print(text)  # noqa: E731
     for record in result.records(top_k=top):
         if record["path"] not in done:
-            _show(args, record, results_file, write)
+            _show(args, record, results_file, print)
     return 0
 
 
