@@ -18,9 +18,10 @@ from __future__ import annotations
 import collections
 import concurrent.futures as cf
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
-__all__ = ["prefetch", "default_workers", "encode_videos"]
+__all__ = ["prefetch", "default_workers", "encode_videos", "PrepareViews"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -158,3 +159,18 @@ def encode_videos(
             yield encode(batch)
     finally:
         prepared.close()
+
+
+@dataclass(frozen=True)
+class PrepareViews:
+    """``item -> [V, T, 3, R, R]`` normalised views: the ``prepare`` of :func:`encode_videos` for items
+    that name a video file (``item.name``, as the user typed it, so errors name it that way; or the
+    item itself as a path). Small and picklable: decoding threads, processes and Ray tasks run it."""
+
+    views: Any  #: the model's :class:`~actionclip.video.views.VideoViews`
+    frames: int
+    clips: int = 1
+    crops: int = 1
+
+    def __call__(self, item: Any) -> Any:
+        return self.views(getattr(item, "name", item), frames=self.frames, clips=self.clips, crops=self.crops)

@@ -348,8 +348,8 @@ def test_failed_videos_are_retried_not_recorded(ckpt, clips, capsys, tmp_path):
 
 
 def test_output_file_is_locked_against_a_second_run(ckpt, clips, tmp_path):
-    from actionclip.cli.commands.classify import ResultsFile
     from actionclip.errors import UsageError
+    from actionclip.results import ResultsFile
 
     out = tmp_path / "results.jsonl"
     with ResultsFile(out):
@@ -361,12 +361,12 @@ def test_output_file_is_locked_against_a_second_run(ckpt, clips, tmp_path):
 def test_output_file_write_failure_is_one_line(ckpt, clips, tmp_path, monkeypatch, capsys):
     import errno
 
-    from actionclip.cli.commands import classify
+    from actionclip import results
 
     def disk_full(fd, data):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(classify.os, "write", disk_full)
+    monkeypatch.setattr(results.os, "write", disk_full)
     out = tmp_path / "results.jsonl"
     args = ["classify", str(clips["a"]), *_text_args(), "--model", str(ckpt), "--output", str(out)]
     assert main(args) != 0

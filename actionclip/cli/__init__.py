@@ -15,7 +15,8 @@ import importlib
 import sys
 
 # Order here is the order shown in --help.
-COMMANDS = ["classify", "timeline", "watch", "serve", "eval", "train", "models", "download", "export", "bench"]
+COMMANDS = ["classify", "index", "search", "timeline", "watch", "serve", "eval", "train", "models", "download",
+            "export", "bench"]
 
 
 def _legacy_argv(argv: list[str]) -> list[str]:

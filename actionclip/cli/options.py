@@ -17,7 +17,7 @@ from actionclip.choices import BACKENDS, CROPS, DEVICES, DTYPES, PRECISIONS, SCO
 __all__ = [
     "positive_int", "non_negative_int", "positive_float", "non_negative_float", "probability",
     "add_labels", "add_model", "add_frames", "add_views", "add_templates", "add_runtime", "add_decoding",
-    "add_detection", "add_dataset", "add_backend",
+    "add_detection", "add_dataset", "add_backend", "add_ray",
     "labels_from", "templates_from", "load_model", "has_class_split", "dataset_from", "read_labels",
 ]
 
@@ -81,8 +81,9 @@ def add_labels(p: argparse.ArgumentParser) -> None:
     """``-t/--text LABEL`` (repeatable) or ``--labels FILE``: exactly one is required."""
     labels = p.add_mutually_exclusive_group(required=True)
     labels.add_argument("-t", "--text", action="append", metavar="LABEL", help="an action label (repeat for each)")
-    labels.add_argument("--labels", metavar="FILE",
-                        help="text file with one label per line ('#' starts a comment line)")
+    labels.add_argument("--labels", metavar="FILE|NAME",
+                        help="text file with one label per line ('#' starts a comment line), or a built-in "
+                             "class list: k400, k600, ucf101, hmdb51")
 
 
 def add_model(p: argparse.ArgumentParser, what: str = "the model") -> None:
@@ -146,6 +147,13 @@ def add_backend(p: argparse.ArgumentParser) -> None:
                    help="onnx: --model is an exported ONNX model (see 'actionclip export')")
 
 
+def add_ray(p: argparse.ArgumentParser) -> None:
+    """``--ray [ADDRESS]``: decode and encode on a Ray cluster (a local one without an address)."""
+    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="decode and encode on Ray: a cluster address (auto, ray://HOST:10001), or none "
+                        "to start a local Ray runtime (needs: pip install 'actionclip[ray]')")
+
+
 def add_precision(p: argparse.ArgumentParser) -> None:
     """``--precision`` of training (autocast)."""
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
@@ -199,6 +207,11 @@ def labels_from(args: argparse.Namespace) -> list[str]:
     """
     from actionclip.text.labels import check_labels, load_labels
 
+    if args.labels and not os.path.exists(args.labels):
+        from actionclip.training.datasets import BUILTIN_CLASS_LISTS, builtin_classes
+
+        if args.labels.lower() in BUILTIN_CLASS_LISTS:  # a file of that name wins
+            return check_labels(builtin_classes(args.labels), args.labels)
     return load_labels(args.labels) if args.labels else check_labels(args.text or [], "--text")
 
 

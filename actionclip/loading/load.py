@@ -96,10 +96,17 @@ def load(
 
     spec = None if Path(os.fspath(name_or_path)).expanduser().exists() else find_spec(os.fspath(name_or_path))
     choice = runtime.resolve(None if device is None else str(device), dtype)  # bad options fail before any download
+    from actionclip.loading.identity import fingerprint
+
     # Weights made under a caller's inference_mode would be inference tensors, which autograd refuses
     # later (training, or a forward with grad enabled): build them as ordinary tensors whatever the mode.
     with torch.inference_mode(False):
-        model = build_model(read_checkpoint(resolve(name_or_path)), spec=spec, frames=frames)
+        path = resolve(name_or_path)
+        model = build_model(read_checkpoint(path), spec=spec, frames=frames)
         if spec is not None:
             model.name = spec.name
+        # What the weights are, for caches and indexes (loading/identity.py): the registry's verified
+        # hash, else a cheap key of the file (size, mtime, first and last MiB).
+        model.source = str(path)
+        model.fingerprint = f"sha256:{spec.sha256}" if spec is not None and spec.sha256 else fingerprint(path)
         return model.to(device=choice.device, dtype=choice.torch_dtype).eval()

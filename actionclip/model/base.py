@@ -52,6 +52,9 @@ class VideoTextModel:
 
     config: ModelConfig
     name: str | None = None
+    #: what the weights are (set by actionclip.load; see actionclip.loading.identity): None = unknown,
+    #: and then nothing derived from the weights is cached across runs
+    fingerprint: str | None = None
     frame_independent: bool = True
     _ops: ArrayOps = NUMPY
 

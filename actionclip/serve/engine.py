@@ -7,7 +7,7 @@ of every waiting request into one ``model.encode_video`` call and scores each re
 own labels. Everything else is the library's: ``model.views`` (decode + preprocess), ``encode_video``
 / ``probabilities`` (any model of the contract, whose features may be a
 :class:`~actionclip.model.scoring.VideoFeatures`), :func:`~actionclip.temporal.timeline.timeline`,
-and the classify record of :mod:`actionclip.model.ranking`, so an answer here is exactly what
+and the classify record of :mod:`actionclip.results`, so an answer here is exactly what
 ``classify --json`` / ``timeline --json`` print for the same file.
 
 Errors are the library's one-line :class:`~actionclip.errors.ActionCLIPError`, with the temporary
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
 from actionclip.errors import ActionCLIPError
-from actionclip.model.ranking import classification_record, public_record
+from actionclip.results import make_record, public_record
 from actionclip.model.scoring import map_features
 from actionclip.serve.batching import DynamicBatcher
 from actionclip.serve.labels import LabelCache
@@ -75,7 +75,8 @@ class Engine:
                 self.pool.run(self.labels.get, labels, templates or self.templates),
                 self._views(video, clips=clips, crops=crops))
             probs = await self.batcher(_Job(pixels, label_embeddings))
-        record = classification_record(name, self.model_name, self.model.num_frames, clips, crops, labels, probs)
+        record = make_record(name, model=self.model_name, frames=self.model.num_frames, clips=clips, crops=crops,
+                             labels=labels, probs=probs)
         return public_record(record, top_k)
 
     async def timeline(self, video: str | os.PathLike, name: str, labels: Sequence[str],

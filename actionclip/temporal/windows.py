@@ -15,7 +15,15 @@ import numpy as np
 from actionclip.choices import SCORE_KINDS
 from actionclip.errors import UsageError
 
-__all__ = ["WindowScorer", "check_score_kind"]
+__all__ = ["WindowScorer", "window_features", "check_score_kind"]
+
+
+def window_features(model: Any, units: Any) -> Any:
+    """``[B, T, ...]`` window units (cached frame embeddings, or pixels for models that encode whole
+    windows) -> video features ``[B, ...]``: the fusion head over the cache, or the video encoder."""
+    if getattr(model, "frame_independent", True):
+        return model.fuse(units)
+    return model.encode_video(units)
 
 
 def check_score_kind(score: str) -> str:
@@ -43,11 +51,9 @@ class WindowScorer:
 
     def features(self, units: Any) -> Any:
         """``[B, T, ...]`` window units -> video features ``[B, ...]``."""
-        model = self.model
-        if getattr(model, "frame_independent", True):
-            return model.fuse(units)
-        self.frames_encoded += units.shape[0] * units.shape[1]
-        return model.encode_video(units)
+        if not getattr(self.model, "frame_independent", True):
+            self.frames_encoded += units.shape[0] * units.shape[1]
+        return window_features(self.model, units)
 
     def score(self, units: Any) -> tuple[np.ndarray, np.ndarray]:
         """``[B, T, ...]`` window units -> (softmax probs ``[B, L]``, independent ``[B, L]``), numpy."""

@@ -177,7 +177,9 @@ def evaluate(
 
     frames = frames or model.num_frames
     batch_size = batch_size or (8 if "cuda" in str(getattr(model, "device", "")) else 1)
-    label_emb = model.encode_labels(dataset.classes, templates)
+    from actionclip.model.label_cache import encode_labels
+
+    label_emb = encode_labels(model, dataset.classes, templates)  # cached on disk (not for a model in training)
     report_failure = on_failure or (lambda s, e: print(f"actionclip: error: {s.path}: {e}", file=sys.stderr))
     num_classes = len(dataset.classes)
     confusion = np.zeros((num_classes, num_classes), dtype=np.int64)

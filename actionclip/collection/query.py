@@ -1,0 +1,217 @@
+"""Ask an index: free-text search over videos and moments, and classification of every video.
+
+Neither decodes a video: a label set or a query costs its text embeddings (cached on disk for label
+sets, :mod:`actionclip.model.label_cache`) and a matrix product with the stored embeddings.
+
+Search scores a video (or moment) by the cosine between its stored vector and the query embedded in
+every template of the model, averaged (CLIP's prompt ensemble); LanceDB answers it, by a flat scan or,
+once the index is large, its ANN index. For a model whose text depends on the video
+(:class:`~actionclip.model.scoring.VideoFeatures` with tokens, as X-CLIP), the score is the model's
+own ``logits / logit_scale`` averaged over templates and views, computed for every stored video.
+
+Classification gives each video the probabilities plain ``classify`` would give it (same model,
+views, templates), from the stored features: :meth:`Index.classify`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from actionclip.collection.store import Store, column_array, from_rows
+
+__all__ = ["Index", "Hit", "Classification", "open_index"]
+
+CHUNK = 2048  # videos scored per matrix product: [CHUNK, V, K, L] logits stay small
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A search result: a whole video (``kind="video"``) or a moment of one (``kind="window"``)."""
+
+    video: str
+    path: str
+    score: float
+    kind: str
+    start: float
+    end: float
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"video": self.video, "path": self.path, "score": self.score, "kind": self.kind}
+        if self.kind == "window":
+            out.update(start=self.start, end=self.end)
+        return out
+
+
+@dataclass
+class Classification:
+    """Probabilities of ``labels`` for every indexed video: ``probs[i, j]`` for ``videos[i]``."""
+
+    videos: list[str]
+    paths: list[str]
+    labels: list[str]
+    probs: np.ndarray
+    model: str
+    frames: int
+    clips: int
+    crops: int
+    key: str
+
+    def records(self, top_k: int | None = None) -> Iterator[dict[str, Any]]:
+        """One record per video, as plain ``classify`` makes them (:func:`actionclip.results.make_record`)."""
+        from actionclip.results import make_record
+
+        for video, path, row in zip(self.videos, self.paths, self.probs):
+            yield make_record(video, path, model=self.model, frames=self.frames, clips=self.clips, crops=self.crops,
+                              labels=self.labels, probs=row, key=self.key, top_k=top_k)
+
+
+class Index:
+    """An index folder opened for queries. The model is the one it was built with, loaded on first
+    use (or ``model``, checked against the index's record)."""
+
+    def __init__(self, path: str | os.PathLike, *, model: Any = None, device: str = "auto", dtype: str | None = None):
+        self.store = Store(path)
+        self.path = self.store.path
+        self.meta = self.store.read_meta()
+        self.report = None  # the BuildReport of the run that returned this index, if any
+        self._device, self._dtype = device, dtype
+        self._model = model
+        self._checked = model is None
+
+    @property
+    def model(self) -> Any:
+        import actionclip.collection.model_ref as model_ref
+
+        if self._model is None:
+            self._model = model_ref.load_recorded(self.meta["model"], self.path, device=self._device, dtype=self._dtype)
+        elif not self._checked:
+            model_ref.check(self.meta["model"], self._model, self.path)
+            self._checked = True
+        return self._model
+
+    def __len__(self) -> int:
+        return self.store.count("video")
+
+    @property
+    def moments(self) -> int:
+        return self.store.count("window")
+
+    # --- search -----------------------------------------------------------------------------------
+
+    def _query(self, text: str) -> Any:
+        """The query in every template: ``[K, 1, D]`` L2-normalised, the model's backend."""
+        from actionclip.model.label_cache import encode_labels
+
+        return encode_labels(self.model, [text], cache=False)
+
+    def search(self, text: str, top_k: int = 10, *, kind: str | None = None, nprobes: int = 20,
+               refine_factor: int = 5) -> list[Hit]:
+        """The ``top_k`` best videos, and the ``top_k`` best moments when the index has them, for a
+        free-text query; highest score first. ``kind``: only ``"video"`` or only ``"window"`` hits.
+        ``nprobes``/``refine_factor`` tune the ANN index once there is one (ignored before)."""
+        from actionclip.errors import UsageError
+
+        if kind not in (None, "video", "window"):
+            raise UsageError(f"kind {kind!r}: must be 'video' or 'window'")
+        if top_k < 1:
+            raise UsageError(f"top_k must be at least 1, got {top_k}")
+        query = self._query(text)
+        kinds = [kind] if kind else ["video"] + (["window"] if self.moments else [])
+        hits: list[Hit] = []
+        for k in kinds:
+            hits += (self._search_exact(query, top_k, k) if "tokens" in self.store.columns()
+                     else self._search_vectors(query, top_k, k, nprobes, refine_factor))
+        return sorted(hits, key=lambda h: -h.score)
+
+    def _search_vectors(self, query: Any, top_k: int, kind: str, nprobes: int, refine_factor: int) -> list[Hit]:
+        table = self.store.table()
+        if table is None:
+            return []
+        from actionclip.model.scoring import NUMPY
+
+        q = NUMPY.l2(self.model._ops.to_numpy(query).mean(axis=0)[0])
+        search = (table.search(q.astype(np.float32), vector_column_name="vector").metric("dot")
+                  .where(f"kind = '{kind}'", prefilter=True).limit(top_k)
+                  .select(["path", "video", "kind", "start", "end"]))
+        if table.list_indices():
+            search = search.nprobes(nprobes).refine_factor(refine_factor)
+        rows = search.to_arrow().to_pylist()
+        return [Hit(r["video"], r["path"], 1.0 - float(r["_distance"]), r["kind"], r["start"], r["end"]) for r in rows]
+
+    def _search_exact(self, query: Any, top_k: int, kind: str) -> list[Hit]:
+        """Models whose text depends on the video: the model's own scores for every stored video."""
+        model = self.model
+        scores: list[np.ndarray] = []
+        rows: dict[str, list[Any]] = {}
+        for part, features in self._features(kind):
+            with model._inference():
+                logits = model._ops.to_numpy(model.logits(features, query))  # [B, V, K, 1]
+            scores.append(logits.mean(axis=(1, 2))[:, 0] / float(model.logit_scale))
+            for name, values in part.items():
+                rows.setdefault(name, []).extend(values)
+        if not scores:
+            return []
+        all_scores = np.concatenate(scores)
+        best = np.argsort(-all_scores, kind="stable")[:top_k]
+        return [Hit(rows["video"][i], rows["path"][i], float(all_scores[i]), kind, rows["start"][i], rows["end"][i])
+                for i in best]
+
+    # --- classification ---------------------------------------------------------------------------
+
+    def _features(self, kind: str = "video") -> Iterator[tuple[dict[str, list[Any]], Any]]:
+        """``({column: values}, features [B, V, ...] in the model's backend)`` for stored rows, in chunks."""
+        from actionclip.model.scoring import map_features
+
+        table = self.store.scan(["path", "video", "start", "end", "vector", "embedding", "tokens"], kind=kind)
+        if table is None:
+            return
+        dim = self.store.dim()
+        views = self.meta["clips"] * self.meta["crops"]
+        kind_name = self.store.features_kind()
+        model = self.model
+        device = getattr(model, "device", None)  # scores are computed where the model runs (a GPU, say)
+
+        def to_backend(array: np.ndarray, _: int) -> Any:
+            tensor = model._from_numpy(array)
+            return tensor if device is None else tensor.to(device)
+        for start in range(0, table.num_rows, CHUNK):
+            part = table.slice(start, CHUNK)
+            cols = {name: column_array(part, name) for name in ("vector", "embedding", "tokens")
+                    if name in part.column_names}
+            features = map_features(from_rows(cols, views, dim, kind_name), to_backend)
+            yield {name: part.column(name).to_pylist() for name in ("path", "video", "start", "end")}, features
+
+    def classify(self, labels: Sequence[str], *, templates: Sequence[str] | str | None = None) -> Classification:
+        """Probabilities of ``labels`` for every indexed video, as plain ``classify`` computes them
+        (softmax over labels per template and view, then the mean), from the stored features."""
+        from actionclip.model.label_cache import encode_labels
+        from actionclip.results import run_key
+        from actionclip.text.labels import check_labels
+
+        labels = check_labels(labels)
+        model = self.model
+        templates = list(templates) if templates and not isinstance(templates, str) else \
+            ([templates] if templates else model.templates)
+        label_emb = encode_labels(model, labels, templates)
+        videos: list[str] = []
+        paths: list[str] = []
+        probs: list[np.ndarray] = []
+        for rows, features in self._features("video"):
+            probs.append(model._ops.to_numpy(model.probabilities(features, label_emb)))
+            videos += rows["video"]
+            paths += rows["path"]
+        meta = self.meta
+        key = run_key(meta["model"]["id"], meta["frames"], meta["clips"], meta["crops"], labels, templates)
+        return Classification(videos, paths, labels,
+                              np.concatenate(probs) if probs else np.zeros((0, len(labels)), np.float32),
+                              str(meta["model"].get("name") or meta["model"]["id"]), meta["frames"], meta["clips"],
+                              meta["crops"], key)
+
+
+def open_index(path: str | os.PathLike, *, model: Any = None, device: str = "auto", dtype: str | None = None) -> Index:
+    """Open an index folder for :meth:`Index.search` and :meth:`Index.classify`."""
+    return Index(path, model=model, device=device, dtype=dtype)

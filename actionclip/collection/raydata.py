@@ -1,0 +1,193 @@
+"""Encode videos on a Ray cluster: the same contract as :func:`actionclip.pipeline.encode_videos`.
+
+A collection of millions of clips outgrows one machine. :func:`encode_videos_ray` spreads the two
+costs over a Ray cluster with Ray Data, and hands the results back to the caller (``index`` writes
+them to the index, ``classify --ray`` scores them) exactly as the local loop would:
+
+1. the items (paths) become a dataset;
+2. **decoding** runs in CPU tasks: the model's :class:`~actionclip.pipeline.PrepareViews` (the
+   same sampling and preprocessing as the local path) gives each video's normalised views;
+3. **encoding** runs in an actor pool: each actor loads the model once (``actionclip.load``, on a
+   GPU when the cluster has them: one actor per GPU, 32 videos per batch; else CPU actors, 4 per
+   batch) and encodes batches of views;
+4. the caller receives ``(items, features [B, V, ...])`` per batch, in input order, or
+   ``([item], error)`` for a video that failed; nothing is lost and the run goes on.
+
+Without an address a local Ray runtime is started (and stopped at the end); ``"auto"`` joins the
+cluster this machine belongs to, ``"ray://HOST:10001"`` a remote one. See docs/index.md for running
+on a cluster with ``ray job submit``. Needs the optional ``ray`` extra.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+from actionclip.errors import ActionCLIPError, UsageError, VideoError
+
+__all__ = ["encode_videos_ray", "require_ray", "GPU_BATCH", "CPU_BATCH"]
+
+GPU_BATCH = 32  # videos per encoder call on a GPU actor (8 frames each: 256 images)
+CPU_BATCH = 4
+
+
+def require_ray() -> Any:
+    """``ray`` with Ray Data, or a one-line error saying how to install it."""
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise UsageError("--ray needs Ray Data: pip install 'actionclip[ray]'") from None
+    return ray
+
+
+def _cause(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, ActionCLIPError) else f"{type(exc).__name__}: {exc}"
+
+
+class _Decode:
+    """Ray task: one row ``{"item"}`` -> ``{"pixels", "duration", "error"}``."""
+
+    def __init__(self, prepare: Any):
+        self.prepare = prepare
+
+    def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
+        item = pickle.loads(row["item"])
+        try:
+            pixels = np.ascontiguousarray(np.asarray(self.prepare(item), dtype=np.float32))
+            error = ""
+        except Exception as exc:  # noqa: BLE001 - reported against this video
+            pixels, error = np.zeros((0,), np.float32), _cause(exc)
+        return {"i": row["i"], "pixels": pixels, "duration": float(getattr(item, "duration", math.nan)),
+                "error": error}
+
+
+class _Encode:
+    """Ray actor: loads the model once, encodes batches of views."""
+
+    def __init__(self, model: Any, dtype: str | None, frames: int | None, gpu: bool):
+        import torch
+
+        if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
+            from actionclip.loading.load import load
+
+            model = load(model, device="cuda" if gpu else "cpu", dtype=dtype, frames=frames)
+        self.model = model
+        if not gpu:
+            torch.set_num_threads(1)  # one CPU per actor: Ray gave it one
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
+        from actionclip.model.scoring import VideoFeatures, map_features
+
+        model = self.model
+        n = len(batch["i"])
+        ok = [j for j in range(n) if not batch["error"][j]]
+        errors = list(batch["error"])
+        emb: list[Any] = [np.zeros((0,), np.float32)] * n
+        tokens: list[Any] = [np.zeros((0,), np.float32)] * n
+        if ok:
+            try:
+                with model._inference():
+                    pixels = model._from_numpy(np.stack([batch["pixels"][j] for j in ok]))  # [B, V, T, 3, R, R]
+                    b, v = pixels.shape[:2]
+                    features = model.encode_video(pixels.reshape(b * v, *pixels.shape[2:]))
+                    features = map_features(features, lambda t, k: model._ops.to_numpy(model._ops.float32(
+                        t.reshape(b, v, *t.shape[t.ndim - k:]))))
+                parts = features if isinstance(features, VideoFeatures) else VideoFeatures(features)
+                for row, j in enumerate(ok):
+                    emb[j] = parts.embedding[row]
+                    if parts.tokens is not None:
+                        tokens[j] = parts.tokens[row]
+            except Exception as exc:  # noqa: BLE001 - reported against the batch's videos
+                for j in ok:
+                    errors[j] = _cause(exc)
+        kind = "VideoFeatures" if ok and isinstance(features, VideoFeatures) else "tensor"
+        return {"i": batch["i"], "duration": batch["duration"], "error": np.asarray(errors, dtype=object),
+                "embedding": _ragged(emb), "tokens": _ragged(tokens), "kind": np.asarray([kind] * n, dtype=object)}
+
+
+def _ragged(arrays: list[np.ndarray]) -> np.ndarray:
+    out = np.empty(len(arrays), dtype=object)
+    out[:] = arrays
+    return out
+
+
+def _connect(ray: Any, address: str | None) -> bool:
+    """Join or start Ray; True when this call started it (and so must stop it)."""
+    if ray.is_initialized():
+        return False
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="WARNING",
+                 configure_logging=True)
+    except (ConnectionError, ValueError, RuntimeError) as exc:
+        raise UsageError(f"--ray {address or ''}: cannot start or reach Ray ({' '.join(str(exc).split())[:200]})") from None
+    return True
+
+
+def encode_videos_ray(
+    model: Any,
+    items: Iterable[Any],
+    prepare: Any,
+    *,
+    batch_size: int | None = None,
+    address: str | None = None,
+    dtype: str | None = None,
+    frames: int | None = None,
+) -> Iterator[tuple[list[Any], Any]]:
+    """Decode in Ray tasks, encode in a Ray actor pool; yields what
+    :func:`actionclip.pipeline.encode_videos` yields, in input order (see the module notes).
+
+    ``model``: a registry name or checkpoint path each actor loads (``dtype``, ``frames`` as in
+    :func:`actionclip.load`), or a model object shipped to the actors. ``items`` carry what
+    ``prepare`` reads (a path, a :class:`~actionclip.video.inputs.VideoInput`, ...); an item with a
+    ``duration`` attribute gets the decoded video's duration back."""
+    from actionclip.model.scoring import VideoFeatures
+
+    ray = require_ray()
+    items = list(items)
+    if not items:
+        return
+    started = _connect(ray, address)
+    try:
+        import ray.data
+
+        import logging
+
+        logging.getLogger("ray.data").setLevel(logging.WARNING)  # per-dataset INFO lines drown the results
+        context = ray.data.DataContext.get_current()
+        context.execution_options.preserve_order = True
+        gpus = int(ray.cluster_resources().get("GPU", 0))
+        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        batch = batch_size or (GPU_BATCH if gpus else CPU_BATCH)
+        actors = gpus if gpus else max(1, cpus // 2)  # the other half of the CPUs decode
+        rows = [{"i": i, "item": pickle.dumps(item)} for i, item in enumerate(items)]
+        ds = ray.data.from_items(rows, override_num_blocks=min(len(rows), max(cpus * 4, 1)))
+        # Decoders ask for half a CPU, encoders for a whole one (or a GPU): different resources keep
+        # Ray from fusing the two steps into the actors, so decoding stays in its own CPU tasks.
+        ds = ds.map(_Decode(prepare), num_cpus=0.5)
+        ds = ds.map_batches(_Encode, fn_constructor_args=(model, dtype, frames, bool(gpus)), batch_size=batch,
+                            batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors),
+                            num_gpus=1 if gpus else 0, num_cpus=1)
+        for out in ds.iter_batches(batch_size=None, batch_format="numpy"):
+            done, parts = [], []
+            for i, error, duration, emb, tokens, kind in zip(out["i"], out["error"], out["duration"],
+                                                             out["embedding"], out["tokens"], out["kind"]):
+                item = items[int(i)]
+                if hasattr(item, "duration"):
+                    item.duration = float(duration)
+                if error:
+                    yield [item], VideoError(str(error))
+                    continue
+                done.append(item)
+                parts.append(VideoFeatures(np.asarray(emb), np.asarray(tokens) if tokens.size else None)
+                             if kind == "VideoFeatures" else np.asarray(emb))
+            if done:
+                from actionclip.model.scoring import stack_features
+
+                yield done, stack_features(parts)
+    finally:
+        if started:
+            ray.shutdown()

@@ -1,0 +1,70 @@
+"""``--ray``: a real local Ray runtime (2 CPUs) gives the index and the probabilities of the local path.
+
+One runtime serves the module (starting one takes ~5 s here); each run starts its decoding tasks and
+its encoder actor (a few seconds: they import torch).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ray = pytest.importorskip("ray")
+pytest.importorskip("ray.data")
+pytest.importorskip("lancedb")
+
+import actionclip  # noqa: E402
+from actionclip.cli import main  # noqa: E402
+from cli_support import json_lines, make_video  # noqa: E402
+
+LABELS = ["running", "walking", "playing guitar"]
+
+
+@pytest.fixture(scope="module")
+def runtime():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("ray-videos")
+    for i, seconds in enumerate((1.0, 1.5, 2.0)):
+        make_video(root / f"v{i}.mp4", seconds=seconds, size=(64 + 16 * i, 48))
+    (root / "broken.mp4").write_bytes(b"not a video")
+    return root
+
+
+def _rows(out: Path) -> dict[str, dict]:
+    rows = actionclip.open_index(out).store.scan(["path", "vector", "duration"], kind="video").to_pylist()
+    return {r["path"]: r for r in rows}
+
+
+def test_ray_index_and_classify_equal_the_local_path(runtime, videos, tiny_checkpoint, tmp_path, capsys):
+    errors = []
+    local = actionclip.index([videos], tmp_path / "local", model=str(tiny_checkpoint), dtype="fp32")
+    remote = actionclip.index([videos], tmp_path / "ray", model=str(tiny_checkpoint), dtype="fp32", ray=True,
+                              on_error=lambda name, exc: errors.append((name, str(exc))))
+    assert remote.report.encoded == local.report.encoded == 3
+    assert [Path(name).name for name, _ in errors] == ["broken.mp4"]  # reported, the run went on
+    a, b = _rows(tmp_path / "local"), _rows(tmp_path / "ray")
+    assert sorted(a) == sorted(b)
+    for path in a:
+        np.testing.assert_allclose(b[path]["vector"], a[path]["vector"], atol=1e-5)
+        assert b[path]["duration"] == pytest.approx(a[path]["duration"])
+
+    good = [str(p) for p in sorted(videos.glob("v*.mp4"))]
+    text = [arg for label in LABELS for arg in ("--text", label)]
+    common = [*good, *text, "--model", str(tiny_checkpoint), "--dtype", "fp32", "--json"]
+    capsys.readouterr()
+    assert main(["classify", *common]) == 0
+    plain = json_lines(capsys.readouterr().out)
+    assert main(["classify", *common, "--ray"]) == 0
+    on_ray = json_lines(capsys.readouterr().out)
+    assert [r["video"] for r in on_ray] == [r["video"] for r in plain] == good  # input order kept
+    for x, y in zip(plain, on_ray):
+        assert [r["label"] for r in x["results"]] == [r["label"] for r in y["results"]]
+        np.testing.assert_allclose([r["prob"] for r in y["results"]], [r["prob"] for r in x["results"]], atol=1e-5)
