@@ -95,7 +95,7 @@ def test_errors_name_the_input(tmp_path, ucf_tree):
         load_dataset(tmp_path / "missing")
     bad = tmp_path / "bad.txt"
     bad.write_text("a.avi 10 0\n")
-    with pytest.raises(UsageError, match="class-name file"):
+    with pytest.raises(UsageError, match="numeric labels need a list of class names"):
         load_dataset(bad, check_files=False)
     lst = tmp_path / "l.csv"
     lst.write_text(f"{next(ucf_tree.rglob('*.avi'))},Dancing\n")
