@@ -11,6 +11,7 @@ Formats, detected from the file's contents (not its name):
   ``meanP`` video model.
 - ``hf``: a Hugging Face ``CLIPModel`` folder (``config.json`` + ``model.safetensors`` or
   ``pytorch_model.bin``): ``meanP``.
+- ``vificlip``, ``openvclip`` (Open-VCLIP and FROSTER): read by :mod:`actionclip.loading.vclip_formats`.
 
 Nothing here executes pickled code. Pickles are read with ``torch.load(weights_only=True)``; only when
 that refuses metadata written by numpy/mmengine (mmaction2 checkpoints carry some) is the file re-read
@@ -107,7 +108,7 @@ def _read_torchscript(path: Path) -> LoadedCheckpoint:
     return LoadedCheckpoint(path, "openai", sd)
 
 
-_BENIGN_ROOTS = ("numpy", "mmengine", "mmcv", "mmaction", "datetime", "_codecs")
+_BENIGN_ROOTS = ("numpy", "mmengine", "mmcv", "mmaction", "datetime", "_codecs", "yacs")
 
 
 class _Inert:
@@ -119,10 +120,16 @@ class _Inert:
     def __setstate__(self, state: Any) -> None:
         self.state = state
 
+    def __setitem__(self, key: Any, value: Any) -> None:
+        # dict subclasses (ViFi-CLIP's yacs CfgNode) are unpickled item by item
+        self.__dict__.setdefault("items", {})[key] = value
+
 
 class _MetadataTolerantUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
-        if module == "collections" and name == "OrderedDict":
+        if (module, name) == ("collections", "OrderedDict") or (
+            module in ("builtins", "__builtin__") and name in ("set", "frozenset")  # protocol 2 says __builtin__
+        ):
             return super().find_class(module, name)
         if module in ("torch", "torch._utils", "torch.storage") and (
             name.startswith("_rebuild") or name.endswith("Storage") or isinstance(getattr(torch, name, None), torch.dtype)
@@ -179,6 +186,11 @@ def _strip(sd: Mapping[str, Any], prefix: str) -> dict[str, torch.Tensor]:
 def _from_mapping(path: Path, obj: Any) -> LoadedCheckpoint:
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"{path}: checkpoint holds a {type(obj).__name__}, expected a dict of weights")
+    from actionclip.loading.vclip_formats import detect as detect_vclip
+
+    found = detect_vclip(path, obj)
+    if found is not None:
+        return found
     if "model_state_dict" in obj:
         return _read_original(path, obj)
     inner = obj.get("state_dict")
@@ -195,7 +207,8 @@ def _from_mapping(path: Path, obj: Any) -> LoadedCheckpoint:
     raise CheckpointError(
         f"{path}: unrecognised checkpoint (keys: {keys}); expected an ActionCLIP .pt "
         "{'model_state_dict', 'fusion_model_state_dict'}, an mmaction2 .pth {'state_dict': {'clip.*', 'adapter.*'}}, "
-        "an OpenAI CLIP .pt or a Hugging Face CLIP folder"
+        "an OpenAI CLIP .pt, a Hugging Face CLIP folder, a ViFi-CLIP .pth {'model': {'module.image_encoder.*'}} "
+        "or an Open-VCLIP/FROSTER .pth {'model_state': {'model.*'}}"
     )
 
 
@@ -221,6 +234,7 @@ def _read_original(path: Path, obj: Mapping[str, Any]) -> LoadedCheckpoint:
         num_frames=int(frames) if frames is not None else None,
         fusion_eps=float(obj.get("fusion_layer_norm_eps", 1e-12)),
         meta=meta,
+        family=str(obj.get("family", "actionclip")),
         config={k: v for k, v in config.items() if k != "frames"},
     )
 
@@ -353,6 +367,7 @@ def save_actionclip_checkpoint(model: Any, path: str | os.PathLike, **extra: Any
         "fusion": model.fusion_type,
         "fusion_layer_norm_eps": float(getattr(model, "fusion_eps", 1e-12)),
         "config": model.config.to_dict(),
+        "family": getattr(model, "family", "actionclip"),
         "actionclip_version": __import__("actionclip").__version__,
         **extra,
     }

@@ -35,9 +35,20 @@ def _actionclip_family() -> tuple["ModelConfig", Callable[["LoadedCheckpoint", "
     return ModelConfig(), ActionCLIP.from_checkpoint
 
 
+def _vclip_family(name: str) -> Callable[[], tuple[Any, Callable[..., Any]]]:
+    def family() -> tuple[Any, Callable[..., Any]]:
+        from actionclip.loading.vclip_formats import FAMILIES as VCLIP_FAMILIES
+
+        return VCLIP_FAMILIES[name]()
+
+    return family
+
+
 # family name -> () -> (default config, builder(checkpoint, config)); imported on use
 FAMILIES: dict[str, Callable[[], tuple[Any, Callable[..., Any]]]] = {
     "actionclip": _actionclip_family,
+    # ViFi-CLIP (an ActionCLIP with mean pooling), Open-VCLIP and FROSTER: actionclip.loading.vclip_formats
+    **{name: _vclip_family(name) for name in ("vificlip", "openvclip", "froster")},
 }
 
 
