@@ -91,6 +91,7 @@ class _Target:
     path: Path
     sha256: str | None
     size: int | None
+    manual: str = ""  # where to fetch it by hand, for a registry entry without a stable URL
 
     @property
     def part(self) -> Path:
@@ -131,6 +132,7 @@ def _target(
         cache_dir() / spec.filename,
         (sha256 or spec.sha256 or "").lower() or None,
         spec.size_bytes,
+        spec.manual,
     )
 
 
@@ -474,6 +476,12 @@ def download(
             the exact cache path to put the file at by hand.
     """
     target = _target(name_or_url, registry, sha256)
+    if not target.url:  # no stable URL (Google Drive, SharePoint): a file fetched by hand, or nothing
+        if target.path.is_file():
+            return target.path
+        raise DownloadError(f"{target.label} cannot be downloaded automatically: fetch it by hand from "
+                            f"{target.manual or 'its source'}, then pass the file's path as the model "
+                            f"(--model PATH), or save it as {target.path} to load it by name")
     problem = None
     if not force and target.path.exists():
         problem = _cache_problem(target)

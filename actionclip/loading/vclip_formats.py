@@ -23,10 +23,11 @@ averaging tool writes only that; training checkpoints add ``epoch``, ``optimizer
 distillation projectors ``projector_v.*``/``projector_t.*`` (used in training only), which is how
 a file is told to be FROSTER's; training checkpoints may hold the frozen teacher ``raw_model.*``.
 Their test scripts run 8 frames, CLIP's mean/std, short side 224 and a centre crop. Open-VCLIP's
-test script then **interpolates** every weight with OpenAI CLIP's before testing
-(``TEST.PATCHING_RATIO 0.5``: ``0.5 * CLIP + 0.5 * file``), and its released files are the
-un-interpolated SWA averages, so the family does the same (:data:`DEFAULT_INTERPOLATION`; set
-``ckpt.meta["interpolation"]`` before :func:`~actionclip.loading.load.build_model` to change it).
+test scripts then **interpolate** every weight with OpenAI CLIP's before testing
+(``TEST.PATCHING_RATIO``: ``r * CLIP + (1 - r) * file``, r = 0.5 for B/32 and B/16, 0.6 for L/14),
+and its released files are the un-interpolated SWA averages, so the family does the same
+(:func:`interpolation_ratio`; set ``ckpt.meta["interpolation"]`` before
+:func:`~actionclip.loading.load.build_model` to choose another ratio).
 FROSTER's scripts do not interpolate (``TEST.PATCHING_MODEL False``). A model saved by actionclip
 (:func:`~actionclip.loading.checkpoints.save_actionclip_checkpoint`) holds the weights it ran with
 and its family, and is never interpolated again.
@@ -46,15 +47,15 @@ import torch
 from actionclip.errors import CheckpointError, DownloadError
 from actionclip.loading.checkpoints import LoadedCheckpoint, read_checkpoint
 
-__all__ = ["detect", "openai_weights", "interpolate", "DEFAULT_INTERPOLATION", "UNCAPPED", "FAMILIES"]
+__all__ = ["detect", "openai_weights", "interpolate", "interpolation_ratio", "UNCAPPED", "FAMILIES"]
 
-#: Open-VCLIP's test-time interpolation ratio (their ``TEST.PATCHING_RATIO``): the share of OpenAI CLIP.
-DEFAULT_INTERPOLATION = 0.5
 #: The originals never cap ``exp(logit_scale)``; a bound it never reaches keeps exported JSON finite.
 UNCAPPED = 1e4
 
-# (image width, patch size) -> the registry entry holding OpenAI's weights of that architecture.
-_OPENAI_BY_SHAPE = {(768, 32): "clip-vit-b-32", (768, 16): "clip-vit-b-16", (1024, 14): "clip-vit-l-14"}
+# (image width, patch size) -> the registry entry holding OpenAI's weights of that architecture, and
+# the share of them Open-VCLIP's test scripts mix in (TEST.PATCHING_RATIO in script/testing/*).
+_OPENAI_BY_SHAPE = {(768, 32): ("clip-vit-b-32", 0.5), (768, 16): ("clip-vit-b-16", 0.5),
+                    (1024, 14): ("clip-vit-l-14", 0.6)}
 # What a standard CLIP block holds; anything else in an image block is a temporal module we lack.
 _BLOCK_KEYS = {f"{m}.{p}" for m in ("ln_1", "ln_2", "mlp.c_fc", "mlp.c_proj", "attn.out_proj") for p in ("weight", "bias")}
 _BLOCK_KEYS |= {"attn.in_proj_weight", "attn.in_proj_bias"}
@@ -136,15 +137,28 @@ def openai_weights(clip_sd: Mapping[str, torch.Tensor], why: str) -> dict[str, t
     and cached on first use). ``why`` opens any error message: what needs the weights."""
     from actionclip.loading.download import download
 
-    conv = clip_sd.get("visual.conv1.weight")
-    shape = (int(conv.shape[0]), int(conv.shape[-1])) if conv is not None else None
-    name = _OPENAI_BY_SHAPE.get(shape)
-    if name is None:
+    shape = _image_shape(clip_sd)
+    if shape not in _OPENAI_BY_SHAPE:
         raise CheckpointError(f"{why}: no OpenAI CLIP of image width/patch {shape} in the registry")
+    name = _OPENAI_BY_SHAPE[shape][0]
     try:
         return read_checkpoint(download(name)).clip_state_dict
     except DownloadError as exc:
         raise DownloadError(f"{why} ({name!r}), and fetching it failed: {exc}") from None
+
+
+def _image_shape(clip_sd: Mapping[str, torch.Tensor]) -> tuple[int, int] | None:
+    conv = clip_sd.get("visual.conv1.weight")
+    return (int(conv.shape[0]), int(conv.shape[-1])) if conv is not None else None
+
+
+def interpolation_ratio(ckpt: LoadedCheckpoint) -> float:
+    """The share of OpenAI CLIP Open-VCLIP's test script mixes into this checkpoint's weights:
+    ``ckpt.meta["interpolation"]`` if set, else their scripts' value for the architecture (0.5 where
+    they have none)."""
+    if "interpolation" in ckpt.meta:
+        return float(ckpt.meta["interpolation"])
+    return _OPENAI_BY_SHAPE.get(_image_shape(ckpt.clip_state_dict), ("", 0.5))[1]
 
 
 def interpolate(finetuned: Mapping[str, torch.Tensor], original: Mapping[str, torch.Tensor], ratio: float,
@@ -184,7 +198,7 @@ def _builder(cls_name: str, interpolates: bool) -> Callable[[LoadedCheckpoint, A
     def build(ckpt: LoadedCheckpoint, config: Any) -> Any:
         from actionclip.model import openvclip
 
-        ratio = float(ckpt.meta.get("interpolation", DEFAULT_INTERPOLATION)) if interpolates else 0.0
+        ratio = interpolation_ratio(ckpt) if interpolates else 0.0
         if ratio and ckpt.format == "openvclip":  # a released file: interpolate as their test script does
             why = (f"{ckpt.path}: Open-VCLIP is tested with its weights interpolated with OpenAI CLIP's "
                    f"({ratio:g} x CLIP + {1 - ratio:g} x the file)")

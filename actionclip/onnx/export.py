@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from actionclip.errors import OutputError
+from actionclip.errors import OutputError, UsageError
 
 FORMAT = "actionclip-onnx"
 FORMAT_VERSION = 1
@@ -119,6 +119,9 @@ def export_onnx(
     """
     import onnx
 
+    refusal = getattr(model, "onnx_export_error", None)  # a family whose graphs would not be these three
+    if refusal:
+        raise UsageError(f"{getattr(model, 'name', None) or type(model).__name__}: {refusal}")
     started = time.perf_counter()
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
