@@ -139,12 +139,13 @@ def openai_weights(clip_sd: Mapping[str, torch.Tensor], why: str) -> dict[str, t
 
     shape = _image_shape(clip_sd)
     if shape not in _OPENAI_BY_SHAPE:
-        raise CheckpointError(f"{why}: no OpenAI CLIP of image width/patch {shape} in the registry")
+        raise CheckpointError(f"{why}; no OpenAI CLIP of image width/patch {shape} is in the registry")
     name = _OPENAI_BY_SHAPE[shape][0]
     try:
         return read_checkpoint(download(name)).clip_state_dict
     except DownloadError as exc:
-        raise DownloadError(f"{why} ({name!r}), and fetching it failed: {exc}") from None
+        raise DownloadError(f"{why}; OpenAI's weights are the registry's {name!r}, which could not be fetched: "
+                            f"{exc}") from None
 
 
 def _image_shape(clip_sd: Mapping[str, torch.Tensor]) -> tuple[int, int] | None:
@@ -188,8 +189,7 @@ def _build_vificlip(ckpt: LoadedCheckpoint, config: Any) -> Any:
 
     sd = ckpt.clip_state_dict
     if "token_embedding.weight" not in sd:
-        why = (f"{ckpt.path}: ViFi-CLIP files leave out CLIP's token embedding, which stays at OpenAI CLIP's "
-               "values; it comes from OpenAI's weights")
+        why = f"{ckpt.path}: ViFi-CLIP files leave out CLIP's token embedding (it stays at OpenAI CLIP's values)"
         sd = {**sd, "token_embedding.weight": openai_weights(sd, why)["token_embedding.weight"]}
     return ActionCLIP.from_checkpoint(replace(ckpt, clip_state_dict=sd), config)
 
