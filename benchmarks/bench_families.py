@@ -1,0 +1,177 @@
+"""Seconds per clip of every model family on this machine, beside its published accuracy: the
+table of docs/models.md ("which model to pick").
+
+Random full-size weights (no pretrained weights can be downloaded here; FLOPs and timings do not
+depend on the values), built in memory with each family's own config. Per family and dtype:
+
+* **encode**: one clip ``[1, T, 3, 224, 224]`` of normalised pixels -> video embedding, the part
+  that depends on the model;
+* **classify**: ``model.classify`` on a generated 10-second 320x240 video with the label
+  embeddings computed beforehand: decode + sample + preprocess + encode + score, what
+  ``actionclip classify`` costs per file once the model is loaded;
+* **GFLOP**: counted by ``torch.utils.flop_counter`` on one clip (2 FLOPs per multiply-add).
+
+Each figure is the median of ``--repeats`` rounds after a warm-up round; a round times every model
+in turn, so that a shared machine's load swings hit all rows alike (the ratios between rows are
+the steadier figures).
+
+The published figures come from the registry (:mod:`actionclip.loading.registry`), so the table
+cannot drift from ``actionclip models``. One entry per family in :data:`ENTRIES`.
+
+    python benchmarks/bench_families.py [--repeats 3] [--dtypes fp32,bf16] [--only NAME,...] [--large]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from actionclip.bench.run import build_models, count_flops, time_call
+
+
+def _vclip_model(family: str, clip_size: str) -> Any:
+    """A family of actionclip.loading.vclip_formats on a random CLIP of ``clip_size``, in memory."""
+    from actionclip.loading.vclip_formats import FAMILIES
+    from actionclip.model.actionclip import ActionCLIP
+    from actionclip.model.fusion import MeanPooling
+    from actionclip.model.openvclip import FROSTER, OpenVCLIP
+
+    config, _ = FAMILIES[family]()
+    cls = {"vificlip": ActionCLIP, "openvclip": OpenVCLIP, "froster": FROSTER}[family]
+    return cls(_random_clip(clip_size), MeanPooling(), config).eval()
+
+
+def _random_clip(size: str) -> Any:
+    from actionclip._dev.weights import SIZES, random_clip
+    from actionclip.model.clip import CLIP, CLIPConfig
+
+    if size in SIZES:
+        return random_clip(size)
+    assert size == "L/14"
+    clip = CLIP(CLIPConfig(embed_dim=768, image_resolution=224, vision_width=1024, vision_layers=24, vision_heads=16,
+                           vision_patch_size=14, context_length=77, vocab_size=49408, text_width=768, text_layers=12,
+                           text_heads=12))
+    clip.initialize_parameters(torch.Generator().manual_seed(0))
+    return clip
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One family's row: the registry entry whose published figures it shows, and a random model of
+    the same architecture and config."""
+
+    family: str
+    registry_name: str
+    build: Callable[[], Any]
+    large: bool = False  # only with --large (minutes per run on a small CPU)
+
+
+ENTRIES: list[Entry] = [
+    Entry("ActionCLIP", "vit-b-32-8f", lambda: build_models("B/32", frames=8, fusion="Transf")),
+    Entry("ActionCLIP", "vit-b-16-32f", lambda: build_models("B/16", frames=32, fusion="Transf")),
+    Entry("CLIP (meanP)", "clip-vit-b-16", lambda: build_models("B/16", frames=8, fusion="meanP")),
+    Entry("ViFi-CLIP", "vificlip-b16-k400", lambda: _vclip_model("vificlip", "B/16")),
+    Entry("Open-VCLIP", "openvclip-b16", lambda: _vclip_model("openvclip", "B/16")),
+    Entry("FROSTER", "froster-b16", lambda: _vclip_model("froster", "B/16")),
+    Entry("Open-VCLIP", "openvclip-l14", lambda: _vclip_model("openvclip", "L/14"), large=True),
+]
+
+LABELS = ["riding a bike", "playing the violin", "juggling balls", "swimming", "cooking", "dancing",
+          "reading a book", "running", "abseiling", "surfing"]
+
+
+def _figure(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def measure(entries: list[Entry], dtypes: list[str], repeats: int, video: Path,
+            log: Callable[[str], None]) -> list[dict[str, Any]]:
+    """Every entry's figures. The machine may be shared: each round times every model once, in
+    turn (interleaved), so that a load swing hits all rows alike; each figure is a median of rounds."""
+    from actionclip.loading.registry import get_spec
+
+    models, rows = [], []
+    for entry in entries:
+        spec = get_spec(entry.registry_name)
+        model = entry.build()
+        pixels = torch.randn(1, model.num_frames, 3, 224, 224)
+        rows.append({"family": entry.family, "name": spec.name, "arch": spec.arch, "frames": model.num_frames,
+                     "zero_shot": dict(spec.zero_shot), "k400_top1": spec.k400_top1,
+                     "gflop": count_flops(lambda: model.encode_video(pixels)) / 1e9})
+        models.append((model, pixels))
+        log(f"built {spec.name}: {rows[-1]['gflop']:.0f} GFLOP per clip")
+    for dtype in dtypes:
+        runs = []
+        for model, pixels in models:
+            model.to(torch.bfloat16 if dtype == "bf16" else torch.float32)
+            with torch.inference_mode():
+                labels = model.encode_labels(LABELS)
+            runs.append((lambda m=model, x=pixels: m.encode_video(x),
+                         lambda m=model, e=labels: m.classify(str(video), LABELS, label_embeddings=e)))
+        times: list[dict[str, list[float]]] = [{"encode": [], "classify": []} for _ in runs]
+        for round_ in range(repeats + 1):  # round 0 warms up
+            for (encode, classify), t in zip(runs, times):
+                with torch.inference_mode():
+                    for kind, fn in (("encode", encode), ("classify", classify)):
+                        took = time_call(fn, "cpu", repeats=1, budget_s=1e9, warmup=0)[0]
+                        if round_:
+                            t[kind].append(took)
+            log(f"{dtype} round {round_}/{repeats} done")
+        for row, t in zip(rows, times):
+            row[f"encode_{dtype}"] = statistics.median(t["encode"])
+            row[f"classify_{dtype}"] = statistics.median(t["classify"])
+            log(f"{row['name']} {dtype}: encode {row[f'encode_{dtype}']:.2f} s, "
+                f"classify {row[f'classify_{dtype}']:.2f} s")
+    return rows
+
+
+def format_rows(rows: list[dict[str, Any]], dtypes: list[str]) -> str:
+    head = ["family", "model", "arch", "frames", "UCF101", "HMDB51", "K600", "K400", "GFLOP/clip",
+            *(f"encode {d} (s)" for d in dtypes), *(f"classify {d} (s)" for d in dtypes)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["family"], f"`{r['name']}`", r["arch"], str(r["frames"]),
+                 *(_figure(r["zero_shot"].get(k)) for k in ("ucf101", "hmdb51", "k600")), _figure(r["k400_top1"]),
+                 f"{r['gflop']:.0f}", *(f"{r[f'encode_{d}']:.2f}" for d in dtypes),
+                 *(f"{r[f'classify_{d}']:.2f}" for d in dtypes)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from actionclip import runtime
+    from actionclip._dev.videos import make_test_video
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--dtypes", default="fp32,bf16")
+    p.add_argument("--only", help="comma-separated registry names")
+    p.add_argument("--large", action="store_true", help="include the L/14 rows")
+    p.add_argument("--threads", type=int)
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dtypes = args.dtypes.split(",")
+    chosen = [e for e in ENTRIES if (args.only and e.registry_name in args.only.split(","))
+              or (not args.only and (args.large or not e.large))]
+    log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    with tempfile.TemporaryDirectory() as tmp:
+        video = Path(make_test_video(Path(tmp) / "clip.mp4", seconds=10.0, size=(320, 240), fps=25))
+        rows = measure(chosen, dtypes, args.repeats, video, log)
+    print(f"{runtime.describe_machine()}; {started}; "
+          f"load average at the end {' '.join(f'{x:.1f}' for x in __import__('os').getloadavg())}\n")
+    print(format_rows(rows, dtypes))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
