@@ -16,7 +16,7 @@ in turn, so that a shared machine's load swings hit all rows alike (the ratios b
 the steadier figures).
 
 The published figures come from the registry (:mod:`actionclip.loading.registry`), so the table
-cannot drift from ``actionclip models``. One entry per family in :data:`ENTRIES`.
+cannot drift from ``actionclip models``. One entry per model in :data:`MODELS`.
 
     python benchmarks/bench_families.py [--repeats 3] [--dtypes fp32,bf16] [--only NAME,...] [--large]
 """
@@ -28,7 +28,6 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -37,16 +36,24 @@ import torch
 from actionclip.bench.run import build_models, count_flops, time_call
 
 
-def _vclip_model(family: str, clip_size: str) -> Any:
-    """A family of actionclip.loading.vclip_formats on a random CLIP of ``clip_size``, in memory."""
-    from actionclip.loading.vclip_formats import FAMILIES
-    from actionclip.model.actionclip import ActionCLIP
-    from actionclip.model.fusion import MeanPooling
-    from actionclip.model.openvclip import FROSTER, OpenVCLIP
+def _actionclip(size: str, frames: int, fusion: str) -> Callable[[], Any]:
+    return lambda: build_models(size, frames=frames, fusion=fusion)
 
-    config, _ = FAMILIES[family]()
-    cls = {"vificlip": ActionCLIP, "openvclip": OpenVCLIP, "froster": FROSTER}[family]
-    return cls(_random_clip(clip_size), MeanPooling(), config).eval()
+
+def _vclip(family: str, clip_size: str) -> Callable[[], Any]:
+    """A family of actionclip.loading.vclip_formats (its own config) on a random CLIP of ``clip_size``."""
+
+    def build() -> Any:
+        from actionclip.loading.vclip_formats import FAMILIES
+        from actionclip.model.actionclip import ActionCLIP
+        from actionclip.model.fusion import MeanPooling
+        from actionclip.model.openvclip import FROSTER, OpenVCLIP
+
+        config, _ = FAMILIES[family]()
+        cls = {"vificlip": ActionCLIP, "openvclip": OpenVCLIP, "froster": FROSTER}[family]
+        return cls(_random_clip(clip_size), MeanPooling(), config).eval()
+
+    return build
 
 
 def _random_clip(size: str) -> Any:
@@ -63,27 +70,21 @@ def _random_clip(size: str) -> Any:
     return clip
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One family's row: the registry entry whose published figures it shows, and a random model of
-    the same architecture and config."""
+# registry name (whose published figures the row shows) -> builder of a random model of that
+# architecture and config; one entry per model
+MODELS: dict[str, Callable[[], Any]] = {
+    "vit-b-32-8f": _actionclip("B/32", 8, "Transf"),
+    "vit-b-16-32f": _actionclip("B/16", 32, "Transf"),
+    "clip-vit-b-16": _actionclip("B/16", 8, "meanP"),
+    "vificlip-b16-k400": _vclip("vificlip", "B/16"),
+    "openvclip-b16": _vclip("openvclip", "B/16"),
+    "froster-b16": _vclip("froster", "B/16"),
+    "openvclip-l14": _vclip("openvclip", "L/14"),
+}
+LARGE = {"openvclip-l14"}  # only with --large (minutes per run on a small CPU)
 
-    family: str
-    registry_name: str
-    build: Callable[[], Any]
-    large: bool = False  # only with --large (minutes per run on a small CPU)
-
-
-ENTRIES: list[Entry] = [
-    Entry("ActionCLIP", "vit-b-32-8f", lambda: build_models("B/32", frames=8, fusion="Transf")),
-    Entry("ActionCLIP", "vit-b-16-32f", lambda: build_models("B/16", frames=32, fusion="Transf")),
-    Entry("CLIP (meanP)", "clip-vit-b-16", lambda: build_models("B/16", frames=8, fusion="meanP")),
-    Entry("ViFi-CLIP", "vificlip-b16-k400", lambda: _vclip_model("vificlip", "B/16")),
-    Entry("Open-VCLIP", "openvclip-b16", lambda: _vclip_model("openvclip", "B/16")),
-    Entry("FROSTER", "froster-b16", lambda: _vclip_model("froster", "B/16")),
-    Entry("Open-VCLIP", "openvclip-l14", lambda: _vclip_model("openvclip", "L/14"), large=True),
-]
-
+_FAMILY_NAMES = {"actionclip": "ActionCLIP / CLIP", "vificlip": "ViFi-CLIP", "openvclip": "Open-VCLIP",
+                 "froster": "FROSTER"}
 LABELS = ["riding a bike", "playing the violin", "juggling balls", "swimming", "cooking", "dancing",
           "reading a book", "running", "abseiling", "surfing"]
 
@@ -92,18 +93,18 @@ def _figure(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
-def measure(entries: list[Entry], dtypes: list[str], repeats: int, video: Path,
+def measure(names: list[str], dtypes: list[str], repeats: int, video: Path,
             log: Callable[[str], None]) -> list[dict[str, Any]]:
     """Every entry's figures. The machine may be shared: each round times every model once, in
     turn (interleaved), so that a load swing hits all rows alike; each figure is a median of rounds."""
     from actionclip.loading.registry import get_spec
 
     models, rows = [], []
-    for entry in entries:
-        spec = get_spec(entry.registry_name)
-        model = entry.build()
+    for name in names:
+        spec = get_spec(name)
+        model = MODELS[name]()
         pixels = torch.randn(1, model.num_frames, 3, 224, 224)
-        rows.append({"family": entry.family, "name": spec.name, "arch": spec.arch, "frames": model.num_frames,
+        rows.append({"family": _FAMILY_NAMES.get(spec.family, spec.family), "name": spec.name, "arch": spec.arch, "frames": model.num_frames,
                      "zero_shot": dict(spec.zero_shot), "k400_top1": spec.k400_top1,
                      "gflop": count_flops(lambda: model.encode_video(pixels)) / 1e9})
         models.append((model, pixels))
@@ -160,8 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     dtypes = args.dtypes.split(",")
-    chosen = [e for e in ENTRIES if (args.only and e.registry_name in args.only.split(","))
-              or (not args.only and (args.large or not e.large))]
+    chosen = args.only.split(",") if args.only else [n for n in MODELS if args.large or n not in LARGE]
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     with tempfile.TemporaryDirectory() as tmp:

@@ -11,6 +11,7 @@ it cannot be fetched.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -88,25 +89,27 @@ def test_their_templates_and_preprocessing_are_the_defaults(files):
         "Abseiling: going down a rope", "run"]
 
 
+def _refusal(path) -> str:
+    with pytest.raises(CheckpointError) as err:
+        read_checkpoint(path)
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(str(path))
+    return message
+
+
 def test_unsupported_variants_are_refused_in_one_line(tmp_path, openai_sd):
     prompt = write_vificlip(tmp_path / "prompted.pth", openai_sd, prompt_learning=True)
-    with pytest.raises(CheckpointError, match=r"prompt-learning .*prompt_learner\.ctx"):
-        read_checkpoint(prompt)
+    assert re.search(r"prompt-learning .*prompt_learner\.ctx", _refusal(prompt))
     other = write_openvclip(tmp_path / "stadapt.pth", training=True, temporal="stadapt_zeroinit")
-    with pytest.raises(CheckpointError, match="'stadapt_zeroinit'; only Open-VCLIP's neighbour attention"):
-        read_checkpoint(other)
+    assert "'stadapt_zeroinit'; only Open-VCLIP's neighbour attention" in _refusal(other)
     state = torch.load(write_openvclip(tmp_path / "msg.pth"), weights_only=True)
     state["model_state"]["model.visual.transformer.resblocks.0.message_fc.weight"] = torch.zeros(2, 2)
     torch.save(state, tmp_path / "msg.pth")
-    with pytest.raises(CheckpointError, match="extra modules .*message_fc"):
-        read_checkpoint(tmp_path / "msg.pth")
+    assert re.search(r"extra modules .*message_fc", _refusal(tmp_path / "msg.pth"))
     state["model_state"] = {k: v for k, v in state["model_state"].items() if "message" not in k}
     state["model_state"]["prompt_embed"] = torch.zeros(8, 128)
     torch.save(state, tmp_path / "prompted-ovc.pth")
-    with pytest.raises(CheckpointError, match="'prompt_embed'"):
-        read_checkpoint(tmp_path / "prompted-ovc.pth")
-    for err in (CheckpointError,):
-        assert all("\n" not in str(e) for e in [err("x")])
+    assert "'prompt_embed'" in _refusal(tmp_path / "prompted-ovc.pth")
 
 
 def test_a_frame_dependent_model_has_no_per_frame_encoder(files):
