@@ -37,6 +37,7 @@ def test_entry_is_consistent_with_its_source(name):
         assert re.fullmatch(r"[0-9a-f]{64}", spec.sha256)
     if spec.size_bytes is not None:
         assert spec.size_bytes > 100_000_000  # full-size B/32 and B/16 checkpoints
+    assert spec.licence and not spec.manual
 
 
 @pytest.mark.parametrize("name", [n for n, s in MODELS.items() if s.format == "mmaction2"])

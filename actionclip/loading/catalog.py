@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["model_rows"]
+__all__ = ["model_rows", "source_kind", "ZERO_SHOT"]
+
+ZERO_SHOT = (("ucf101", "UCF101"), ("hmdb51", "HMDB51"), ("k600", "K600"))
+
+
+def source_kind(spec: Any) -> str:
+    """How a model's file arrives: ``download`` (our downloader), ``hub`` (Hugging Face Hub) or
+    ``manual`` (fetched by hand, then loaded by path or placed in the cache)."""
+    return "hub" if spec.hub_id else "download" if spec.url else "manual"
 
 
 def model_rows() -> list[dict[str, Any]]:
@@ -26,15 +34,22 @@ def model_rows() -> list[dict[str, Any]]:
             {
                 "name": spec.name,
                 "default": spec.name == DEFAULT_MODEL,
+                "family": spec.family,
                 "arch": spec.arch,
                 "frames": spec.frames,
                 "fusion": spec.fusion,
+                "zero_shot": {key: spec.zero_shot.get(key) for key, _ in ZERO_SHOT},
                 "k400_top1": spec.k400_top1,
                 "views": spec.views,
                 "size_bytes": size,
                 "cached": cached,
                 "path": str(cached_path(spec)),
+                "source": source_kind(spec),
                 "url": spec.url,
+                "hub_id": spec.hub_id,
+                "manual": spec.manual,
+                "licence": spec.licence,
+                "homepage": spec.source,
                 "description": spec.description,
             }
         )

@@ -13,48 +13,27 @@ Formats, detected from the file's contents (not its name):
   ``pytorch_model.bin``): ``meanP``.
 - ``xclip`` / ``hf-xclip``: X-CLIP's release files and Hugging Face folders, family ``xclip``
   (:mod:`actionclip.loading.xclip_formats`).
+- ``vificlip``, ``openvclip`` (Open-VCLIP and FROSTER): read by :mod:`actionclip.loading.vclip_formats`.
 
-Nothing here executes pickled code. Pickles are read with ``torch.load(weights_only=True)``; only when
-that refuses metadata written by numpy/mmengine (mmaction2 checkpoints carry some) is the file re-read
-with an unpickler that turns those objects into inert placeholders and refuses every other global.
-TorchScript archives are read with ``torch.jit.load``, whose C++ unpickler builds no Python objects;
-the scripted code is never run, only its parameters are read.
+Nothing here executes pickled code: files are read through :mod:`actionclip.loading.weights_io`.
+Every reader returns a :class:`~actionclip.loading.loaded.LoadedCheckpoint`.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import pickle
-import types
-import zipfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 
 from actionclip.errors import CheckpointError
+from actionclip.loading.hf_clip import hf_to_openai
+from actionclip.loading.loaded import LoadedCheckpoint, strip_prefix
+from actionclip.loading.weights_io import is_torchscript, load_pickle, load_safetensors, torchscript_state_dict
 
 ORIGINAL_POSITION_ROWS = 77
-
-
-@dataclass
-class LoadedCheckpoint:
-    """A checkpoint normalised to OpenAI CLIP names + a prefix-free fusion state dict."""
-
-    path: Path
-    format: str
-    clip_state_dict: dict[str, torch.Tensor]
-    fusion_type: str = "meanP"
-    fusion_state_dict: dict[str, torch.Tensor] = field(default_factory=dict)
-    num_frames: int | None = None  # when the file says; otherwise the registry or the caller decides
-    fusion_eps: float = 1e-12  # the original's LayerNorm eps in the Transf head
-    clip_overrides: dict[str, Any] = field(default_factory=dict)  # config fields a state dict can't show
-    meta: dict[str, Any] = field(default_factory=dict)
-    family: str = "actionclip"  # which model family builds it (actionclip.loading.load.FAMILIES)
-    config: dict[str, Any] = field(default_factory=dict)  # ModelConfig overrides the file carries
 
 
 def read_checkpoint(path: str | os.PathLike) -> LoadedCheckpoint:
@@ -66,123 +45,33 @@ def read_checkpoint(path: str | os.PathLike) -> LoadedCheckpoint:
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: file is empty")
     if path.suffix == ".safetensors":
-        return _from_mapping(path, _load_safetensors(path))
-    if _is_torchscript(path):
+        return _from_mapping(path, load_safetensors(path))
+    if is_torchscript(path):
         return _read_torchscript(path)
-    return _from_mapping(path, _load_pickle(path))
+    return _from_mapping(path, load_pickle(path))
 
 
 # --- reading files --------------------------------------------------------------------------------
 
 
-def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
-
-
-def _is_torchscript(path: Path) -> bool:
-    if not zipfile.is_zipfile(path):
-        return False
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
-    except (zipfile.BadZipFile, OSError):
-        return False
-    return any(n.split("/", 1)[-1].startswith("code/") for n in names) and any(
-        n.endswith("constants.pkl") for n in names
-    )
-
-
 def _read_torchscript(path: Path) -> LoadedCheckpoint:
-    try:
-        module = torch.jit.load(str(path), map_location="cpu")
-    except Exception as exc:  # the C++ loader raises many types; all mean "unreadable"
-        raise CheckpointError(f"{path}: unreadable TorchScript archive ({_first_line(exc)})") from None
-    sd = {k: v for k, v in module.state_dict().items()}
+    sd = torchscript_state_dict(path)
     if "visual.conv1.weight" not in sd:
         raise CheckpointError(f"{path}: TorchScript archive is not an OpenAI CLIP ViT model")
     return LoadedCheckpoint(path, "openai", sd)
 
 
-# yacs: X-CLIP's release files pickle the training config (a yacs CfgNode, a dict) beside the weights.
-_BENIGN_ROOTS = ("numpy", "mmengine", "mmcv", "mmaction", "datetime", "_codecs", "yacs")
-
-
-class _Inert(dict):
-    """Placeholder for a metadata object we refuse to construct (a dict, so that a pickled dict
-    subclass such as yacs' CfgNode can receive its items)."""
-
-    def __init__(self, *args: Any, **kwargs: Any):
-        self.args = args
-
-    def __setstate__(self, state: Any) -> None:
-        self.state = state
-
-
-class _MetadataTolerantUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        if module == "collections" and name == "OrderedDict":
-            return super().find_class(module, name)
-        if module in ("torch", "torch._utils", "torch.storage") and (
-            name.startswith("_rebuild") or name.endswith("Storage") or isinstance(getattr(torch, name, None), torch.dtype)
-            or name in ("Size", "device")
-        ):
-            return super().find_class(module, name)
-        if module.split(".")[0] in _BENIGN_ROOTS:
-            return type(f"{module}.{name}", (_Inert,), {})
-        raise pickle.UnpicklingError(f"refusing to load global {module}.{name}")
-
-
-def _tolerant_load(file: Any, **kwargs: Any) -> Any:
-    return _MetadataTolerantUnpickler(file, **kwargs).load()
-
-
-def _tolerant_loads(data: bytes, **kwargs: Any) -> Any:
-    return _MetadataTolerantUnpickler(io.BytesIO(data), **kwargs).load()
-
-
-# Passed to torch.load as its pickle module: every path torch takes (zip or legacy format) goes through
-# the same refusing unpickler, never through plain pickle.
-_tolerant_pickle = types.SimpleNamespace(
-    Unpickler=_MetadataTolerantUnpickler, load=_tolerant_load, loads=_tolerant_loads, __name__="actionclip_pickle"
-)
-
-
-def _load_pickle(path: Path) -> Any:
-    try:
-        return torch.load(str(path), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        first_error = _first_line(exc)
-    except Exception as exc:  # zip/stream errors: truncated or not a torch file
-        raise CheckpointError(f"{path}: cannot read checkpoint, file truncated or not a PyTorch file ({_first_line(exc)})") from None
-    try:
-        return torch.load(str(path), map_location="cpu", weights_only=False, pickle_module=_tolerant_pickle)
-    except pickle.UnpicklingError as exc:
-        raise CheckpointError(f"{path}: refused to unpickle, the file references code ({_first_line(exc)}); nothing was executed") from None
-    except Exception:
-        raise CheckpointError(f"{path}: cannot read checkpoint ({first_error})") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__
-
-
 # --- recognising formats --------------------------------------------------------------------------
-
-
-def _strip(sd: Mapping[str, Any], prefix: str) -> dict[str, torch.Tensor]:
-    return {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix) and isinstance(v, torch.Tensor)}
 
 
 def _from_mapping(path: Path, obj: Any) -> LoadedCheckpoint:
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"{path}: checkpoint holds a {type(obj).__name__}, expected a dict of weights")
+    from actionclip.loading.vclip_formats import detect as detect_vclip
+
+    found = detect_vclip(path, obj)
+    if found is not None:
+        return found
     from actionclip.loading import xclip_formats
 
     xclip = xclip_formats.read_mapping(path, obj)
@@ -204,7 +93,8 @@ def _from_mapping(path: Path, obj: Any) -> LoadedCheckpoint:
     raise CheckpointError(
         f"{path}: unrecognised checkpoint (keys: {keys}); expected an ActionCLIP .pt "
         "{'model_state_dict', 'fusion_model_state_dict'}, an mmaction2 .pth {'state_dict': {'clip.*', 'adapter.*'}}, "
-        "an OpenAI CLIP .pt or a Hugging Face CLIP folder"
+        "an OpenAI CLIP .pt, a Hugging Face CLIP folder, a ViFi-CLIP .pth {'model': {'module.image_encoder.*'}} "
+        "or an Open-VCLIP/FROSTER .pth {'model_state': {'model.*'}}"
     )
 
 
@@ -230,13 +120,14 @@ def _read_original(path: Path, obj: Mapping[str, Any]) -> LoadedCheckpoint:
         num_frames=int(frames) if frames is not None else None,
         fusion_eps=float(obj.get("fusion_layer_norm_eps", 1e-12)),
         meta=meta,
+        family=str(obj.get("family", "actionclip")),
         config={k: v for k, v in config.items() if k != "frames"},
     )
 
 
 def _read_mmaction2(path: Path, obj: Mapping[str, Any], sd: Mapping[str, Any]) -> LoadedCheckpoint:
-    clip_sd = _strip(sd, "clip.")
-    adapter = _strip(sd, "adapter.")
+    clip_sd = strip_prefix(sd, "clip.")
+    adapter = strip_prefix(sd, "adapter.")
     if "frame_position_embeddings.weight" not in adapter:
         raise CheckpointError(f"{path}: mmaction2 checkpoint has no 'adapter.frame_position_embeddings.weight'")
     return LoadedCheckpoint(
@@ -247,82 +138,6 @@ def _read_mmaction2(path: Path, obj: Mapping[str, Any], sd: Mapping[str, Any]) -
 
 
 # --- Hugging Face ---------------------------------------------------------------------------------
-
-_HF_BLOCK = {
-    "self_attn.out_proj.weight": "attn.out_proj.weight",
-    "self_attn.out_proj.bias": "attn.out_proj.bias",
-    "layer_norm1.weight": "ln_1.weight",
-    "layer_norm1.bias": "ln_1.bias",
-    "layer_norm2.weight": "ln_2.weight",
-    "layer_norm2.bias": "ln_2.bias",
-    "mlp.fc1.weight": "mlp.c_fc.weight",
-    "mlp.fc1.bias": "mlp.c_fc.bias",
-    "mlp.fc2.weight": "mlp.c_proj.weight",
-    "mlp.fc2.bias": "mlp.c_proj.bias",
-}
-_HF_TOP = {
-    "vision_model.embeddings.class_embedding": "visual.class_embedding",
-    "vision_model.embeddings.patch_embedding.weight": "visual.conv1.weight",
-    "vision_model.embeddings.position_embedding.weight": "visual.positional_embedding",
-    "vision_model.pre_layrnorm.weight": "visual.ln_pre.weight",
-    "vision_model.pre_layrnorm.bias": "visual.ln_pre.bias",
-    "vision_model.post_layernorm.weight": "visual.ln_post.weight",
-    "vision_model.post_layernorm.bias": "visual.ln_post.bias",
-    "text_model.embeddings.token_embedding.weight": "token_embedding.weight",
-    "text_model.embeddings.position_embedding.weight": "positional_embedding",
-    "text_model.final_layer_norm.weight": "ln_final.weight",
-    "text_model.final_layer_norm.bias": "ln_final.bias",
-    "logit_scale": "logit_scale",
-}
-
-
-def hf_layers_to_openai(sd: Mapping[str, torch.Tensor], prefix: str, ours_prefix: str) -> dict[str, torch.Tensor]:
-    """The numbered transformer layers ``<prefix><i>.*`` of a transformers CLIP-style encoder, renamed
-    to OpenAI's ``<ours_prefix><i>.*`` (q/k/v fused into ``attn.in_proj_*``)."""
-    out: dict[str, torch.Tensor] = {}
-    layers = sorted({int(k[len(prefix):].split(".")[0]) for k in sd if k.startswith(prefix)})
-    for i in layers:
-        src, dst = f"{prefix}{i}.", f"{ours_prefix}{i}."
-        for hf_name, name in _HF_BLOCK.items():
-            out[dst + name] = sd[src + hf_name]
-        out.update(hf_qkv_to_openai(sd, f"{src}self_attn.", f"{dst}attn."))
-    return out
-
-
-def hf_qkv_to_openai(sd: Mapping[str, torch.Tensor], src: str, dst: str) -> dict[str, torch.Tensor]:
-    """transformers' ``<src>{q,k,v}_proj.{weight,bias}`` -> ``nn.MultiheadAttention``'s ``<dst>in_proj_*``."""
-    return {f"{dst}in_proj_{kind}": torch.cat([sd[f"{src}{p}_proj.{kind}"] for p in "qkv"])
-            for kind in ("weight", "bias")}
-
-
-def hf_to_openai(sd: Mapping[str, torch.Tensor], config: Mapping[str, Any] | None) -> tuple[dict, dict]:
-    """Rename a transformers ``CLIPModel`` state dict to OpenAI's names (q/k/v fused, projections
-    transposed). Returns the state dict and the config fields it cannot show (heads, activation, eps)."""
-    out: dict[str, torch.Tensor] = {}
-    for hf_key, ours in _HF_TOP.items():
-        if hf_key in sd:
-            out[ours] = sd[hf_key]
-    out["visual.proj"] = sd["visual_projection.weight"].t().contiguous()
-    out["text_projection"] = sd["text_projection.weight"].t().contiguous()
-    for tower, ours_prefix in (("vision_model", "visual.transformer"), ("text_model", "transformer")):
-        out.update(hf_layers_to_openai(sd, f"{tower}.encoder.layers.", f"{ours_prefix}.resblocks."))
-    if "logit_scale" not in out:
-        out["logit_scale"] = torch.tensor(4.6052)
-    overrides: dict[str, Any] = {}
-    if config:
-        vision, text = config.get("vision_config", {}), config.get("text_config", {})
-        act = text.get("hidden_act", "quick_gelu")
-        if vision.get("hidden_act", act) != act:
-            raise CheckpointError("CLIP towers with different activations are not supported")
-        overrides = {
-            "vision_heads": vision.get("num_attention_heads"),
-            "text_heads": text.get("num_attention_heads"),
-            "activation": act,
-            "layer_norm_eps": text.get("layer_norm_eps", 1e-5),
-        }
-        overrides = {k: v for k, v in overrides.items() if v is not None}
-    return out, overrides
-
 
 def _read_hf_folder(path: Path) -> LoadedCheckpoint:
     config_file = path / "config.json"
@@ -338,9 +153,9 @@ def _read_hf_folder(path: Path) -> LoadedCheckpoint:
     shards = sorted(path.glob("model*.safetensors"))
     if shards:
         for shard in shards:
-            sd.update(_load_safetensors(shard))
+            sd.update(load_safetensors(shard))
     elif (path / "pytorch_model.bin").is_file():
-        loaded = _load_pickle(path / "pytorch_model.bin")
+        loaded = load_pickle(path / "pytorch_model.bin")
         sd = dict(loaded) if isinstance(loaded, Mapping) else {}
     else:
         raise CheckpointError(f"{path}: no model.safetensors or pytorch_model.bin next to config.json")
@@ -378,6 +193,7 @@ def save_actionclip_checkpoint(model: Any, path: str | os.PathLike, **extra: Any
         "fusion": model.fusion_type,
         "fusion_layer_norm_eps": float(getattr(model, "fusion_eps", 1e-12)),
         "config": model.config.to_dict(),
+        "family": getattr(model, "family", "actionclip"),
         "actionclip_version": __import__("actionclip").__version__,
         **extra,
     }

@@ -72,6 +72,7 @@ class _Target:
     path: Path
     sha256: str | None
     size: int | None
+    manual: str = ""  # where to fetch it by hand, for a registry entry without a stable URL
 
     @property
     def part(self) -> Path:
@@ -112,6 +113,7 @@ def _target(
         cache_dir() / spec.filename,
         (sha256 or spec.sha256 or "").lower() or None,
         spec.size_bytes,
+        spec.manual,
     )
 
 
@@ -467,6 +469,12 @@ def download(
 
         return hub.fetch(spec, force=force, progress=progress)
     target = _target(name_or_url, registry, sha256)
+    if not target.url:  # no stable URL (Google Drive, SharePoint): a file fetched by hand, or nothing
+        if target.path.is_file():
+            return target.path
+        raise DownloadError(f"{target.label} cannot be downloaded automatically: fetch it by hand from "
+                            f"{target.manual or 'its source'}, then pass the file's path as the model "
+                            f"(--model PATH), or save it as {target.path} to load it by name")
     problem = None
     if not force and target.path.exists():
         problem = _cache_problem(target)

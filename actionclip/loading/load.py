@@ -20,7 +20,7 @@ from actionclip.errors import UsageError
 if TYPE_CHECKING:
     import torch
 
-    from actionclip.loading.checkpoints import LoadedCheckpoint
+    from actionclip.loading.loaded import LoadedCheckpoint
     from actionclip.loading.registry import ModelSpec
     from actionclip.model.config import ModelConfig
     from actionclip.model.module import VideoModule
@@ -41,10 +41,21 @@ def _xclip_family() -> tuple["ModelConfig", Callable[["LoadedCheckpoint", "Model
     return default_config(), XCLIP.from_checkpoint
 
 
+def _vclip_family(name: str) -> Callable[[], tuple[Any, Callable[..., Any]]]:
+    def family() -> tuple[Any, Callable[..., Any]]:
+        from actionclip.loading.vclip_families import FAMILIES as VCLIP_FAMILIES
+
+        return VCLIP_FAMILIES[name]()
+
+    return family
+
+
 # family name -> () -> (default config, builder(checkpoint, config)); imported on use
 FAMILIES: dict[str, Callable[[], tuple[Any, Callable[..., Any]]]] = {
     "actionclip": _actionclip_family,
     "xclip": _xclip_family,
+    # ViFi-CLIP (an ActionCLIP with mean pooling), Open-VCLIP and FROSTER: actionclip.loading.vclip_families
+    **{name: _vclip_family(name) for name in ("vificlip", "openvclip", "froster")},
 }
 
 

@@ -8,6 +8,12 @@ CLIP image/text encoders, used zero-shot with mean pooling over frames (``meanP`
 OpenAI's download URLs carry the file's SHA-256 as their second-to-last path segment; mmaction2
 publishes no checksum or size for its ports, so those fields are ``None`` and the downloader records
 the hash of what it fetched instead.
+
+ViFi-CLIP, Open-VCLIP and FROSTER publish their weights on SharePoint and Google Drive only, behind
+pages rather than stable file URLs: their entries have no ``url`` and say in ``manual`` where to
+fetch the file by hand (then load it by path, or save it in the cache under ``filename`` and load
+it by name). Their ``zero_shot`` figures are their papers' (trained on Kinetics-400; UCF101 and
+HMDB51 over the three splits, Kinetics-600 on the 220 new classes).
 """
 
 from __future__ import annotations
@@ -79,7 +85,7 @@ _OPENAI_BASE = "https://openaipublic.azureedge.net/clip/models"
 _OPENAI_SOURCE = "https://github.com/openai/CLIP/blob/main/clip/clip.py"
 
 
-def _mmaction(patch: int, frames: int, top1: float) -> ModelSpec:
+def _mmaction(patch: int, frames: int, top1: float, zero_shot: Mapping[str, float] | None = None) -> ModelSpec:
     name = f"vit-b-{patch}-{frames}f"
     config = f"actionclip_vit-base-p{patch}-res224-clip-pre_1x1x{frames}_k400-rgb"
     return ModelSpec(
@@ -95,10 +101,12 @@ def _mmaction(patch: int, frames: int, top1: float) -> ModelSpec:
         views=f"1 clip x 1 centre crop, {frames} frames",
         description=f"ActionCLIP ViT-B/{patch}, {frames} frames, Transformer fusion, "
         "fine-tuned on Kinetics-400 (mmaction2 port of the released checkpoint)",
+        zero_shot=dict(zero_shot or {}),
+        licence="Apache-2.0 (mmaction2's port; the original weights: MIT, sallymmx/ActionCLIP)",
     )
 
 
-def _openai(arch: str, sha256: str, size_bytes: int) -> ModelSpec:
+def _openai(arch: str, sha256: str, size_bytes: int | None) -> ModelSpec:
     filename = arch.replace("/", "-") + ".pt"
     return ModelSpec(
         name="clip-" + arch.lower().replace("/", "-"),
@@ -113,6 +121,36 @@ def _openai(arch: str, sha256: str, size_bytes: int) -> ModelSpec:
         source=_OPENAI_SOURCE,
         description=f"bare OpenAI CLIP {arch} (TorchScript archive), frames averaged (meanP); "
         "zero-shot baseline, not trained on video",
+        licence="MIT (openai/CLIP)",
+    )
+
+
+_VIFI_SOURCE = "https://github.com/muzairkhattak/ViFi-CLIP"
+_VIFI_SHAREPOINT = "https://mbzuaiac-my.sharepoint.com/:u:/g/personal/uzair_khattak_mbzuai_ac_ae/"
+_OPENVCLIP_SOURCE = "https://github.com/wengzejia1/Open-VCLIP"
+_OPENVCLIP_DRIVE = "https://drive.google.com/drive/folders/1VhwPFESkrr9Ed40yU5NEPIkrGIf6WQ9N"
+_FROSTER_SOURCE = "https://github.com/Visual-AI/FROSTER"
+_NO_LICENCE = "none stated (the repository has no licence file)"
+
+
+def _vificlip(name: str, frames: int, share: str, row: str, **facts) -> ModelSpec:
+    return ModelSpec(
+        name=name, url="", filename=f"{name}.pth", frames=frames, fusion="meanP", arch="ViT-B/16",
+        format="vificlip", family="vificlip", source=_VIFI_SOURCE, licence=_NO_LICENCE,
+        manual=f"SharePoint, the {row} row of the README's model zoo: {_VIFI_SHAREPOINT}{share}",
+        **facts,
+    )
+
+
+def _openvclip(arch: str, zero_shot: dict[str, float]) -> ModelSpec:
+    tag = arch.replace("ViT-", "").replace("/", "").lower()  # "b16"
+    return ModelSpec(
+        name=f"openvclip-{tag}", url="", filename=f"openvclip-{tag}.pth", frames=8, fusion="meanP", arch=arch,
+        format="openvclip", family="openvclip", source=_OPENVCLIP_SOURCE, zero_shot=zero_shot,
+        licence=_NO_LICENCE, views="3 clips x 1 crop, 8 frames (dense, stride 16)",
+        manual=f"Google Drive folder {_OPENVCLIP_DRIVE} (the {arch} checkpoint, swa_2_22.pth)",
+        description=f"Open-VCLIP {arch}: CLIP with neighbour-frame attention, trained on Kinetics-400 and "
+        "interpolated with OpenAI CLIP at load time",
     )
 
 
@@ -176,9 +214,33 @@ MODELS: dict[str, ModelSpec] = {
         _mmaction(32, 8, 77.6),
         _mmaction(16, 8, 80.3),
         _mmaction(16, 16, 81.1),
-        _mmaction(16, 32, 81.3),
+        # ActionCLIP's zero-shot figures as the ViFi-CLIP paper reports them (B/16, 32 frames, K400-trained)
+        _mmaction(16, 32, 81.3, zero_shot={"ucf101": 58.3, "hmdb51": 40.8, "k600": 66.7}),
         _openai("ViT-B/32", "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af", 353976522),
         _openai("ViT-B/16", "5806e77cd80f8b59890b7e101eabd078d9fb84e6937f9e85e4ecb61988df416f", 350837078),
+        # Open-VCLIP L/14 interpolates with it; OpenAI publishes no size (its SHA-256 is in the URL).
+        _openai("ViT-L/14", "b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836", None),
+        _vificlip("vificlip-b16-k400", 32, "EW0shb6XYDxFi3BH6DT70rgBPDwgW_knQ8jDsarxINXezw?e=RbixXc",
+                  "zero-shot 'ViFi-CLIP'", zero_shot={"ucf101": 76.8, "hmdb51": 51.3, "k600": 71.2},
+                  views="1 clip x 1 crop, 32 frames",
+                  description="ViFi-CLIP ViT-B/16: CLIP fully fine-tuned on Kinetics-400 (32 frames, mean "
+                  "pooling); the zero-shot model (vifi_clip_10_epochs_k400_full_finetuned.pth)"),
+        _vificlip("vificlip-b16-k400-supervised", 16, "EfqisYTGKlVIiPI0QHG-pxMBuBMA0906jX_kPpaRGw9Ksw?e=TdbaBU",
+                  "fully-supervised 'ViFi-CLIP'", k400_top1=83.9, views="4 clips x 3 crops, 16 frames",
+                  description="ViFi-CLIP ViT-B/16 fine-tuned on Kinetics-400 for closed-set K400 "
+                  "(16 frames, mean pooling)"),
+        _openvclip("ViT-B/16", {"ucf101": 83.4, "hmdb51": 53.9, "k600": 73.0}),
+        _openvclip("ViT-L/14", {"ucf101": 87.9, "hmdb51": 58.3, "k600": 81.1}),
+        ModelSpec(
+            name="froster-b16", url="", filename="froster-b16.pth", frames=8, fusion="meanP", arch="ViT-B/16",
+            format="openvclip", family="froster", source=_FROSTER_SOURCE,
+            zero_shot={"ucf101": 84.8, "hmdb51": 54.8, "k600": 74.8}, licence="CC BY-NC-SA 4.0",
+            views="3 clips x 1 crop, 8 frames (dense, stride 16)",
+            manual="Google Drive, the README's 'Checkpoint' section: "
+            "https://drive.google.com/file/d/1PzlGbx1664oHDrqwdAKsfydBRoKkb_ea/view",
+            description="FROSTER ViT-B/16: Open-VCLIP's model distilled from frozen CLIP, trained on "
+            "Kinetics-400; best with its rephrased class names",
+        ),
         *_XCLIP_MODELS,
     )
 }

@@ -83,8 +83,14 @@ class SelfAttention(nn.Module):
         n, length, width3 = qkv.shape
         width = width3 // 3
         qkv = qkv.view(n, length, 3, self.heads, width // self.heads).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], is_causal=causal)
+        keys, values = self.extend_keys(qkv[1], qkv[2])
+        out = F.scaled_dot_product_attention(qkv[0], keys, values, is_causal=causal)
         return out.transpose(1, 2).reshape(n, length, width)
+
+    def extend_keys(self, keys: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The keys and values ``[N, heads, S, head_dim]`` the queries attend to: the sequence's own
+        here; a subclass may add others (Open-VCLIP's neighbouring frames, same parameters)."""
+        return keys, values
 
 
 class ResidualAttentionBlock(nn.Module):
