@@ -56,6 +56,9 @@ class VideoTextModel:
     #: and then nothing derived from the weights is cached across runs
     fingerprint: str | None = None
     frame_independent: bool = True
+    #: whether encode_labels gives one row per template, each depending on that template alone (the
+    #: label cache shares rows across template sets then)
+    label_features_per_template: bool = True
     _ops: ArrayOps = NUMPY
 
     # --- what the config says ---------------------------------------------------------------------

@@ -11,8 +11,10 @@ model key hashes ``model.fingerprint`` (set by :func:`actionclip.load`; see
 :mod:`actionclip.loading.identity`: the registry's hash, or size + mtime + first and last MiB of the
 file), the model's :class:`~actionclip.model.config.ModelConfig`, its class, precision and context
 length. Within a template's folder an entry is keyed by :func:`actionclip.text.labels.label_key`
-(what the tokenizer sees of a label). A model without a fingerprint (built in code, or put in
-training mode) is never cached.
+(what the tokenizer sees of a label). A model whose label features are not one row per template
+(``label_features_per_template = False``: Open-VCLIP and FROSTER average their template ensemble)
+keeps one folder per *set* of templates instead. A model without a fingerprint (built in code, or put
+in training mode) is never cached.
 
 Concurrency. Entries are written in *shards*: each run that computes new labels writes one ``.npz``
 file (label keys + float32 embeddings) through :func:`actionclip.files.atomic_path`, under a name
@@ -135,7 +137,10 @@ def encode_labels(model: Any, labels: Sequence[str], templates: Sequence[str] | 
     if key is None:
         return model.encode_labels(labels, templates)
     templates = resolve_templates(templates=templates, default=model.config.templates)
-    folders = [cache_root() / key / _sha(t) for t in templates]
+    if getattr(model, "label_features_per_template", True):
+        folders = [cache_root() / key / _sha(t) for t in templates]  # one row per template: shared across sets
+    else:  # one row per label for the whole template set (Open-VCLIP's ensemble mean): keyed by the set
+        folders = [cache_root() / key / _sha(list(templates))]
     found = [_read_shards(folder) for folder in folders]
     wanted = [label_key(label) for label in labels]
     missing = [label for label, k in zip(labels, wanted) if any(k not in entries for entries in found)]

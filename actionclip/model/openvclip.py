@@ -87,6 +87,8 @@ class OpenVCLIP(ActionCLIP):
         """Every label in every template, template-major (``K * L`` strings)."""
         return [template.format(label) for template in templates for label in labels]
 
+    label_features_per_template = False  # one row per label: the mean over the whole ensemble
+
     def encode_labels(self, labels: Sequence[str], templates: Sequence[str] | str | None = None) -> Any:
         """Labels -> one unit embedding per label, ``[1, L, D]``: the mean over the templates of the
         unit prompt embeddings, normalised again. ``templates`` as in the base class."""

@@ -194,6 +194,9 @@ class XCLIP(VideoModule):
     family = "xclip"
     fusion_type = "mit"  # how frames become a video: the multi-frame integration transformer
     frame_independent = False
+    onnx_export_error = ("ONNX export writes ActionCLIP's three graphs (per-frame image tower, fusion head, "
+                         "text tower); an xclip model needs others (its frames interact inside the image "
+                         "tower and its text depends on the video), which are not written yet")
 
     def __init__(self, net: XCLIPNetwork, config: ModelConfig | None = None, *, name: str | None = None,
                  source_format: str | None = None):
