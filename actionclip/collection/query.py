@@ -189,6 +189,7 @@ class Index:
         """Probabilities of ``labels`` for every indexed video, as plain ``classify`` computes them
         (softmax over labels per template and view, then the mean), from the stored features."""
         from actionclip.model.label_cache import encode_labels
+        from actionclip.model.scoring import CosineScorer
         from actionclip.results import run_key
         from actionclip.text.labels import check_labels
 
@@ -200,8 +201,16 @@ class Index:
         videos: list[str] = []
         paths: list[str] = []
         probs: list[np.ndarray] = []
+        # Plain cosine models score the whole collection in the streamed form, in the model's native
+        # precision (bf16 on an AMX CPU: 4x faster than fp32; --dtype fp32 keeps it exact).
+        scorer = None
+        if getattr(model, "cosine_scoring", False) and hasattr(model, "bulk_score_dtype"):
+            with model._inference():
+                scorer = CosineScorer(label_emb, float(model.logit_scale), compute_dtype=model.bulk_score_dtype())
         for rows, features in self._features("video"):
-            probs.append(model._ops.to_numpy(model.probabilities(features, label_emb)))
+            with model._inference():
+                scored = scorer(features) if scorer else model.probabilities(features, label_emb)
+            probs.append(model._ops.to_numpy(scored))
             videos += rows["video"]
             paths += rows["path"]
         meta = self.meta

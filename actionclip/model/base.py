@@ -31,6 +31,7 @@ from actionclip.model.scoring import (
     NUMPY,
     ArrayOps,
     cosine_logits,
+    CosineScorer,
     map_features,
     probabilities,
 )
@@ -59,6 +60,8 @@ class VideoTextModel:
     #: whether encode_labels gives one row per template, each depending on that template alone (the
     #: label cache shares rows across template sets then)
     label_features_per_template: bool = True
+    #: whether logits are the plain scaled cosine (then probabilities may take the streamed form)
+    cosine_scoring: bool = True
     _ops: ArrayOps = NUMPY
 
     # --- what the config says ---------------------------------------------------------------------
@@ -145,8 +148,10 @@ class VideoTextModel:
 
     def probabilities(self, video_features: Any, label_features: Any) -> Any:
         """Video features ``[B, ...]`` or ``[B, V, ...]`` and label features ``[K, L, D]`` -> ``[B, L]``:
-        softmax over labels of ``logit_scale * cos`` per template and view, then the mean."""
+        softmax over labels of ``logit_scale * cos`` per template and view, then the mean (in fp32)."""
         with self._inference():
+            if self.cosine_scoring and self._ops.name == "torch":
+                return CosineScorer(label_features, float(self.logit_scale))(video_features)
             return probabilities(self.logits(video_features, label_features))
 
     # --- whole videos -----------------------------------------------------------------------------

@@ -88,6 +88,7 @@ class OpenVCLIP(ActionCLIP):
         return [template.format(label) for template in templates for label in labels]
 
     label_features_per_template = False  # one row per label: the mean over the whole ensemble
+    cosine_scoring = False  # logits of its own (see logits)
 
     def encode_labels(self, labels: Sequence[str], templates: Sequence[str] | str | None = None) -> Any:
         """Labels -> one unit embedding per label, ``[1, L, D]``: the mean over the templates of the

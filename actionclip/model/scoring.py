@@ -27,7 +27,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 __all__ = ["ArrayOps", "NUMPY", "ops_for", "VideoFeatures", "map_features", "stack_features",
-           "concat_features", "cosine_logits", "probabilities", "independent_scores"]
+           "concat_features", "cosine_logits", "CosineScorer", "probabilities", "independent_scores"]
 
 
 class ArrayOps:
@@ -193,6 +193,45 @@ def cosine_logits(video: Any, text: Any, logit_scale: float) -> Any:
     if ops is not NUMPY:
         text = text.to(video.device)
     return float(logit_scale) * ops.einsum("bvd,kld->bvkl", ops.l2(video), ops.l2(text))
+
+
+class CosineScorer:
+    """``probabilities(cosine_logits(video, text, logit_scale))`` for many videos (torch), streamed.
+
+    The label side is prepared once (normalised, scaled by the temperature, laid out for the matmul);
+    videos then go through in chunks of ``chunk`` views, so a chunk's ``[V, K, L]`` logits stay in
+    cache; the softmax runs in place and its mean over templates is one batched product.
+    ``compute_dtype`` (bf16 on a CPU with AMX, say) is the matmul's precision; the softmax is always
+    fp32. 100,000 videos x 400 labels x 16 templates: 0.8 s of scoring in bf16 here, against 4.8 s for
+    the plain form in fp32 (docs/index.md).
+    """
+
+    def __init__(self, text: Any, logit_scale: float, *, compute_dtype: Any = None, chunk: int = 1024):
+        import torch
+
+        self.templates, self.labels, dim = text.shape
+        self.dtype = compute_dtype or torch.float32
+        table = torch.nn.functional.normalize(text.float(), dim=-1) * float(logit_scale)
+        self.table = table.reshape(self.templates * self.labels, dim).t().contiguous().to(self.dtype)  # [D, K*L]
+        self.chunk = chunk
+
+    def __call__(self, video: Any) -> Any:
+        """Video embeddings ``[B, D]`` or ``[B, V, D]`` -> ``[B, L]``."""
+        import torch
+
+        if video.ndim == 2:
+            video = video[:, None]
+        b, v, d = video.shape
+        k, n_labels = self.templates, self.labels
+        table = self.table.to(video.device)
+        unit = torch.nn.functional.normalize(video.reshape(b * v, d).float(), dim=-1).to(self.dtype)
+        out = torch.empty(b * v, n_labels, device=unit.device)
+        for start in range(0, b * v, self.chunk):
+            logits = (unit[start : start + self.chunk] @ table).float().view(-1, k, n_labels)
+            logits.sub_(logits.amax(-1, keepdim=True)).exp_()
+            weights = logits.sum(-1).reciprocal_().div_(k)  # 1 / (K * softmax denominator), [n, K]
+            torch.bmm(weights.unsqueeze(1), logits, out=out[start : start + self.chunk].unsqueeze(1))
+        return out.view(b, v, n_labels).mean(1)
 
 
 def probabilities(logits: Any) -> Any:

@@ -194,6 +194,7 @@ class XCLIP(VideoModule):
     family = "xclip"
     fusion_type = "mit"  # how frames become a video: the multi-frame integration transformer
     frame_independent = False
+    cosine_scoring = False  # logits of its own (see logits)
     onnx_export_error = ("ONNX export writes ActionCLIP's three graphs (per-frame image tower, fusion head, "
                          "text tower); an xclip model needs others (its frames interact inside the image "
                          "tower and its text depends on the video), which are not written yet")
