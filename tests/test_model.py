@@ -122,3 +122,18 @@ def test_decoded_frames_are_sampled_like_a_file(tiny_model):
         expected = tiny_model.prepare_video(frames[sample_indices(30, 8, "center", clip=c, clips=2)])
         assert torch.equal(views[c], expected[0])
     assert not torch.equal(views[0], views[1])
+
+
+def test_streamed_scoring_equals_the_protocol_across_chunks_and_in_bf16():
+    """CosineScorer (the streamed form every plain model and classify --index use) equals the plain
+    protocol whatever the chunking; a bf16 matmul stays within the documented bf16 tolerance."""
+    from actionclip.model import scoring
+
+    g = torch.Generator().manual_seed(3)
+    video, text = torch.randn(37, 2, 32, generator=g), torch.randn(3, 9, 32, generator=g)
+    reference = scoring.probabilities(scoring.cosine_logits(video, text, 100.0))
+    for chunk in (1, 5, 1024):
+        torch.testing.assert_close(scoring.CosineScorer(text, 100.0, chunk=chunk)(video), reference,
+                                   atol=1e-6, rtol=0)
+    bf16 = scoring.CosineScorer(text, 100.0, compute_dtype=torch.bfloat16, chunk=8)(video)
+    assert 0 < (bf16 - reference).abs().max() <= 0.03
