@@ -32,6 +32,7 @@ from actionclip.model.scoring import (
     ArrayOps,
     cosine_logits,
     CosineScorer,
+    VideoFeatures,
     map_features,
     probabilities,
 )
@@ -150,7 +151,7 @@ class VideoTextModel:
         """Video features ``[B, ...]`` or ``[B, V, ...]`` and label features ``[K, L, D]`` -> ``[B, L]``:
         softmax over labels of ``logit_scale * cos`` per template and view, then the mean (in fp32)."""
         with self._inference():
-            if self.cosine_scoring and self._ops.name == "torch":
+            if self.cosine_scoring and self._ops.name == "torch" and not isinstance(video_features, VideoFeatures):
                 return CosineScorer(label_features, float(self.logit_scale))(video_features)
             return probabilities(self.logits(video_features, label_features))
 

@@ -125,6 +125,17 @@ class LiveSummary:
 _END = object()
 
 
+def _next_item(q: queue.Queue) -> Any:
+    """``q.get()`` that wakes up now and then. Ctrl-C's SIGINT may be delivered to the reader thread
+    (blocked in a read); the main thread, parked forever in a lock wait, would then never run the
+    handler that raises KeyboardInterrupt. A short timeout makes it check for pending signals."""
+    while True:
+        try:
+            return q.get(timeout=0.2)
+        except queue.Empty:
+            continue
+
+
 def watch(
     model: Any,
     source: Any,
@@ -216,7 +227,7 @@ def watch(
     done = False
     try:
         while not done:
-            batch = [frames_q.get()]
+            batch = [_next_item(frames_q)]
             while len(batch) < encoder.batch_size:
                 try:
                     batch.append(frames_q.get_nowait())
