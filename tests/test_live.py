@@ -209,6 +209,9 @@ def test_watch_command_reads_stdin_and_stops_cleanly_on_ctrl_c(meanp_checkpoint,
          "--text", "swimming", "--window", "1", "--frames", "4", "--every", "0.5", "--json", "--verbose"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         env={**os.environ, "PYTHONFAULTHANDLER": "1"},  # a hang below dumps every thread's stack
+        # A terminal's Ctrl-C, even when the tests themselves run as a background job (whose children
+        # inherit SIGINT ignored, and Python then installs no KeyboardInterrupt handler at all).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         proc.stdin.write(data[: len(data) // 2])  # half the stream, and the pipe stays open
