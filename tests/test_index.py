@@ -322,10 +322,17 @@ def test_errors_are_one_line(folder, ckpt, tmp_path, capsys):
     assert "\n" not in line and "model file this index was built with is missing" in line
 
 
-def test_missing_lancedb_is_a_one_line_install_hint(monkeypatch, tmp_path, folder):
-    monkeypatch.setitem(sys.modules, "lancedb", None)
+@pytest.mark.parametrize("missing", ["lancedb", "pyarrow"])
+def test_a_missing_extra_is_a_one_line_install_hint_before_any_work(monkeypatch, tmp_path, folder, missing):
+    """Either half of the index extra missing: one line, before a single video is encoded (it once
+    came as a pyarrow traceback after the encoding)."""
+    model = ToyModel()
+    monkeypatch.setitem(sys.modules, missing, None)
+    monkeypatch.setattr(model, "encode_video", lambda *a: pytest.fail("encoded before checking the extra"))
+    with pytest.raises(actionclip.UsageError, match=rf"{missing} is missing\): pip install 'actionclip\[index\]'"):
+        actionclip.index([folder], tmp_path / "idx", model=model)
     with pytest.raises(actionclip.UsageError, match=r"pip install 'actionclip\[index\]'"):
-        actionclip.index([folder], tmp_path / "idx", model=ToyModel())
+        actionclip.open_index(tmp_path / "idx")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from actionclip.collection.store import Store, features_kind, to_rows
+from actionclip.collection.store import Store, features_kind, require_lancedb, to_rows
 from actionclip.errors import UsageError
 from actionclip.pipeline import PrepareViews
 
@@ -242,6 +242,7 @@ def index(
     from actionclip.model.scoring import VideoFeatures
     from actionclip.video.inputs import InputError, expand_videos
 
+    require_lancedb()
     t0 = time.perf_counter()
     report = BuildReport()
     on_error = on_error or (lambda name, exc: None)

@@ -21,7 +21,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from actionclip.collection.store import Store, column_array, from_rows
+from actionclip.collection.store import Store, column_array, from_rows, require_lancedb
 
 __all__ = ["Index", "Hit", "Classification", "open_index"]
 
@@ -74,6 +74,7 @@ class Index:
     use (or ``model``, checked against the index's record)."""
 
     def __init__(self, path: str | os.PathLike, *, model: Any = None, device: str = "auto", dtype: str | None = None):
+        require_lancedb()
         self.store = Store(path)
         self.path = self.store.path
         self.meta = self.store.read_meta()

@@ -47,11 +47,14 @@ ANN_MIN_ROWS = 50_000
 
 
 def require_lancedb() -> Any:
-    """``lancedb``, or a one-line error saying how to install it."""
+    """``lancedb`` (and the ``pyarrow`` it writes with), or a one-line error saying how to install
+    them. Called before any work, so a missing extra fails at once rather than after the encoding."""
     try:
         import lancedb
-    except ImportError:
-        raise UsageError("video indexes need LanceDB: pip install 'actionclip[index]'") from None
+        import pyarrow  # noqa: F401 - the store's rows are Arrow tables
+    except ImportError as exc:
+        raise UsageError(f"video indexes need LanceDB and pyarrow ({exc.name} is missing): "
+                         "pip install 'actionclip[index]'") from None
     return lancedb
 
 
