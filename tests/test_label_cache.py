@@ -153,3 +153,15 @@ def test_classify_takes_builtin_lists_and_caches_them(ckpt, tmp_path, capsys, mo
 
     lines = first.splitlines()
     assert len(lines) == 4 and all(line.strip().rsplit(None, 1)[0] in builtin_classes("ucf101") for line in lines[1:])
+
+
+def test_the_server_label_cache_reads_what_an_earlier_run_embedded():
+    """serve's in-memory LRU sits on the disk cache: a new server (a new model object) finds the
+    labels an earlier CLI run or server embedded, and encodes nothing."""
+    from actionclip.serve.labels import LabelCache
+
+    label_cache.encode_labels(ToyModel(), LABELS)  # an earlier run
+    fresh = ToyModel()
+    got = LabelCache(fresh, "toy").get(LABELS)
+    assert fresh.prompts_encoded == 0
+    np.testing.assert_allclose(got, ToyModel().encode_labels(LABELS), atol=1e-6)

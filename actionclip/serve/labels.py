@@ -4,7 +4,9 @@ A client usually asks the same question of many videos (the same labels, the sam
 embedding 400 Kinetics labels in 16 templates costs far more than encoding a video. Entries are
 keyed by the model, the labels (in order: the order of the embedding's rows) and the templates
 (resolved, so "the model's own" and an explicit copy of them share an entry), and the least
-recently used is dropped past ``maxsize``. One computation at a time: two requests for the same new
+recently used is dropped past ``maxsize``. A miss goes through the disk cache of
+:mod:`actionclip.model.label_cache`, so labels embedded by an earlier server or CLI run are read, not
+encoded. One computation at a time: two requests for the same new
 labels wait for one encoding instead of running two.
 """
 
@@ -14,6 +16,7 @@ import threading
 from collections import OrderedDict
 from typing import Any, Sequence
 
+from actionclip.model.label_cache import encode_labels
 from actionclip.text.labels import check_labels
 from actionclip.text.templates import resolve_templates
 
@@ -45,7 +48,8 @@ class LabelCache:
             hit = self._lookup(key)  # computed meanwhile by the request we waited for
             if hit is not None:
                 return hit
-            embeddings = self.model.encode_labels(list(key[1]), list(key[2]))
+            # through the disk cache: a restarted server (or a CLI run before it) already embedded them
+            embeddings = encode_labels(self.model, list(key[1]), list(key[2]))
             with self._lock:
                 self.misses += 1
                 self._entries[key] = embeddings
