@@ -4,7 +4,7 @@ Classifying one video against the 400 Kinetics labels means encoding 6,400 promp
 ~14 s on a CPU, on every run, while the video itself takes a fraction of a second. The prompts'
 embeddings depend only on the model's weights, its precision and the prompt, so
 :func:`encode_labels` keeps them on disk and a second run with the same labels starts at once. Used
-by ``classify``, ``classify --index``, ``eval`` and the server.
+by ``classify``, ``classify --index``, ``eval``, ``timeline``, ``watch`` and the server.
 
 Key. A model's entries live under ``<cache>/label-embeddings/<model key>/<template key>/``. The
 model key hashes ``model.fingerprint`` (set by :func:`actionclip.load`; see

@@ -100,8 +100,10 @@ class IndependentScorer:
         if clash:
             raise UsageError(f"label {clash[0]!r}: also a background prompt, its score would be 0.5")
         self.model = model
-        self.label_emb = label_emb if label_emb is not None else model.encode_labels(self.labels, templates)
-        self.background_emb = model.encode_labels(self.background, templates)
+        from actionclip.model.label_cache import encode_labels
+
+        self.label_emb = label_emb if label_emb is not None else encode_labels(model, self.labels, templates)
+        self.background_emb = encode_labels(model, self.background, templates)
 
     def scores(self, features: Any) -> Any:
         """Video features ``[B, ...]`` / ``[B, V, ...]`` -> ``[B, L]`` independent scores."""

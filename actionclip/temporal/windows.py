@@ -37,13 +37,14 @@ class WindowScorer:
 
     def __init__(self, model: Any, labels: Sequence[str], *, templates: Sequence[str] | None = None,
                  background: Sequence[str] | None = None) -> None:
+        from actionclip.model.label_cache import encode_labels
         from actionclip.temporal.detection import IndependentScorer
         from actionclip.text.labels import check_labels
 
         self.model = model
         self.labels = check_labels(labels)
         with model._inference():
-            self.label_emb = model.encode_labels(self.labels, templates)
+            self.label_emb = encode_labels(model, self.labels, templates)  # cached on disk between runs
             self.detector = IndependentScorer(model, self.labels, templates=templates, background=background,
                                               label_emb=self.label_emb)
         self.windows_scored = 0
