@@ -46,12 +46,7 @@ class ActionCLIP(VideoModule):
         super().__init__()
         if isinstance(config, int):  # ActionCLIP(clip, fusion, num_frames)
             config = ModelConfig(frames=config)
-        # The weights fix the input size; the rest of the preprocessing is the config's.
-        prep = config.preprocessing
-        if prep.resolution != clip.config.image_resolution:
-            from dataclasses import replace
-
-            config = config.replace(preprocessing=replace(prep, resolution=clip.config.image_resolution))
+        config = config.for_weights(clip.config.image_resolution)
         fusion.check_frames(config.frames)
         self.clip = clip
         self.fusion = fusion

@@ -61,6 +61,14 @@ class ModelConfig:
             changes["templates"] = tuple(changes["templates"])
         return dataclasses.replace(self, **changes)
 
+    def for_weights(self, resolution: int) -> "ModelConfig":
+        """This config with the input resolution the weights were built for (the weights fix it; the
+        rest of the preprocessing stays the config's)."""
+        if self.preprocessing.resolution == resolution:
+            return self
+        return dataclasses.replace(self, preprocessing=dataclasses.replace(self.preprocessing,
+                                                                           resolution=int(resolution)))
+
     def updated(self, overrides: Mapping[str, Any] | None) -> "ModelConfig":
         """A copy with ``overrides`` in :meth:`to_dict`'s form applied (``preprocessing`` may give
         only some of its fields), e.g. a registry entry's ``{"templates": [...]}``."""

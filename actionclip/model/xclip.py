@@ -206,9 +206,7 @@ class XCLIP(VideoModule):
         if config.frames != net.mit.frames:
             raise UsageError(f"frames={config.frames}: this X-CLIP model integrates exactly {net.mit.frames} "
                              "frames per clip (its weights are built for that many)")
-        prep = config.preprocessing
-        if prep.resolution != net.arch.clip.image_resolution:
-            config = config.replace(preprocessing=replace(prep, resolution=net.arch.clip.image_resolution))
+        config = config.for_weights(net.arch.clip.image_resolution)
         self.xclip = net
         self.config = config
         self.name = name
