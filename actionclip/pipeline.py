@@ -19,7 +19,10 @@ import collections
 import concurrent.futures as cf
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from actionclip.model.base import VideoTextModel
 
 __all__ = ["prefetch", "default_workers", "encode_videos", "PrepareViews"]
 
@@ -112,7 +115,7 @@ def prefetch(
 
 
 def encode_videos(
-    model: Any,
+    model: VideoTextModel,
     items: Iterable[T],
     prepare: Callable[[T], Any],
     *,
@@ -138,8 +141,8 @@ def encode_videos(
     def encode(group: list[tuple[T, Any]]) -> tuple[list[T], Any]:
         members = [item for item, _ in group]
         try:
-            with model._inference():
-                pixels = model._ops.stack([p for _, p in group])  # [B, V, T, 3, R, R]
+            with model.inference():
+                pixels = model.ops.stack([p for _, p in group])  # [B, V, T, 3, R, R]
                 b, v = pixels.shape[:2]
                 features = model.encode_video(pixels.reshape(b * v, *pixels.shape[2:]))
                 return members, map_features(features, lambda t, k: t.reshape(b, v, *t.shape[t.ndim - k:]))

@@ -98,7 +98,7 @@ def part_throughput(workdir: Path, ckpt: Path, videos: int) -> None:
     clips = [views.sample(str(p), frames=8) for p in sorted(folder.glob("*.mp4"))[:8]]
     decode = (time.perf_counter() - t0) / len(clips)
     pixels = views.pixels(clips[0])
-    with model._inference():
+    with model.inference():
         model.encode_video(pixels)
         t0 = time.perf_counter()
         for _ in range(5):

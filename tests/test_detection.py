@@ -79,7 +79,7 @@ class _FakeModel(VideoTextModel):
     """encode_labels maps each word to its own axis (enough to test the scorer's bookkeeping)."""
 
     logit_scale = torch.tensor(100.0)
-    _ops = TORCH
+    ops = TORCH
 
     def __init__(self):
         self.words: dict[str, int] = {}

@@ -36,7 +36,7 @@ class _FakeModel(VideoTextModel):
 
     name = "fake"
     device = torch.device("cpu")
-    _ops = TORCH
+    ops = TORCH
 
     def __init__(self, scores: dict[str, list[float]]):
         self.config = ModelConfig(frames=2)

@@ -183,7 +183,7 @@ def test_video_features_survive_a_numpy_round_trip(checkpoints):
     """What an index stores: each field to numpy and back scores exactly as the live features."""
     model = actionclip.load(checkpoints[("xclip", "tiny", 8)], dtype="fp32")
     features = model.encode_video(_pixels(model, 8))
-    stored = map_features(features, lambda t, _: model._ops.to_numpy(t))
+    stored = map_features(features, lambda t, _: model.ops.to_numpy(t))
     assert isinstance(stored, VideoFeatures) and isinstance(stored.tokens, np.ndarray)
     restored = map_features(stored, lambda a, _: torch.from_numpy(a))
     labels = model.encode_labels(LABELS)

@@ -182,6 +182,6 @@ def _write_hf(path: Path, arch: XCLIPArch, seed: int, *, safetensors: bool) -> N
         # state dicts also held the (then persistent) position_ids buffers.
         sd = dict(model.state_dict())
         for tower in ("text_model", "vision_model"):
-            sd[f"{tower}.embeddings.position_ids"] = getattr(model, tower).embeddings.position_ids.clone()
+            sd[f"{tower}.embeddings.position_ids"] = model.get_submodule(f"{tower}.embeddings").position_ids.clone()
         torch.save(sd, path / "pytorch_model.bin")
         (path / "model.safetensors").unlink()

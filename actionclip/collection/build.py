@@ -20,13 +20,16 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import numpy as np
 
 from actionclip.collection.store import Store, features_kind, require_lancedb, to_rows
 from actionclip.errors import UsageError
 from actionclip.pipeline import PrepareViews
+
+if TYPE_CHECKING:
+    from actionclip.model.base import VideoTextModel
 
 __all__ = ["index", "BuildReport", "Job", "COMMIT_VIDEOS", "COMMIT_SECONDS"]
 
@@ -70,7 +73,7 @@ class Prepare(PrepareViews):
         return pixels
 
 
-def _settings(model: Any, frames: int | None, clips: int, crops: int, window: float | None,
+def _settings(model: VideoTextModel, frames: int | None, clips: int, crops: int, window: float | None,
               stride: float | None) -> dict[str, Any]:
     from actionclip.temporal.plan import plan_sampling
 
@@ -153,7 +156,7 @@ class _Writer:
         self.last = time.monotonic()
 
 
-def _window_vectors(model: Any, path: str, settings: dict[str, Any], batch_size: int) -> list[tuple[float, float, np.ndarray]]:
+def _window_vectors(model: VideoTextModel, path: str, settings: dict[str, Any], batch_size: int) -> list[tuple[float, float, np.ndarray]]:
     """``(start, end, unit vector)`` of each moment of a video (the timeline's windows)."""
     from actionclip.temporal.frames import FrameEncoder, iter_windows
     from actionclip.temporal.plan import plan_sampling
@@ -168,9 +171,9 @@ def _window_vectors(model: Any, path: str, settings: dict[str, Any], batch_size:
 
     def fuse() -> None:
         if units:
-            with model._inference():
+            with model.inference():
                 features = window_features(model, encoder.stack(units))
-            vectors.append(model._ops.to_numpy(model._ops.float32(features)))
+            vectors.append(model.ops.to_numpy(model.ops.float32(features)))
             units.clear()
 
     for start, end, unit in iter_windows(iter_frames(path, fps=1.0 / plan.grid), plan, encoder):
@@ -187,18 +190,18 @@ def _window_vectors(model: Any, path: str, settings: dict[str, Any], batch_size:
     return [(s, e, v) for (s, e), v in zip(spans, emb)]
 
 
-def _to_numpy(model: Any, features: Any) -> Any:
+def _to_numpy(model: VideoTextModel, features: Any) -> Any:
     from actionclip.model.scoring import map_features
 
     return map_features(features, lambda t, _: np.asarray(t, dtype=np.float32) if isinstance(t, np.ndarray)
-                        else model._ops.to_numpy(model._ops.float32(t)))
+                        else model.ops.to_numpy(model.ops.float32(t)))
 
 
 def index(
     videos: Iterable[str | os.PathLike] | str | os.PathLike,
     out: str | os.PathLike,
     *,
-    model: Any = None,
+    model: VideoTextModel | str | os.PathLike | None = None,
     frames: int | None = None,
     clips: int | None = None,
     crops: int | None = None,
@@ -270,8 +273,6 @@ def index(
             if window is None and stride is None:
                 window, stride = meta["window"], meta["stride"]
         settings = _settings(model, frames, clips or 1, crops or 1, window, stride)
-        if window is not None and getattr(model, "frame_independent", True) and not hasattr(model, "fuse"):
-            raise UsageError("window: this model cannot embed moments (it has no fusion head)")
         if meta:
             model_ref.check(meta["model"], model, store.path)
             _check_settings(store, meta, settings)
@@ -285,7 +286,7 @@ def index(
         report.replaced = len(replace)
         if on_start:
             on_start(len(todo))
-        on_gpu = "cuda" in str(getattr(model, "device", ""))
+        on_gpu = model.on_gpu
         batch_size = batch_size or (8 if on_gpu else 1)
         prepare = Prepare(model.views, settings["frames"], settings["clips"], settings["crops"])
         if ray:
@@ -295,7 +296,7 @@ def index(
                 raise UsageError("ray: moments (window) are embedded by the local path only; drop ray or window")
             encoded = encode_videos_ray(requested or model, todo, prepare, batch_size=batch_size,
                                         address=None if ray is True or ray == "local" else str(ray),
-                                        dtype=model_ref.DTYPE_NAMES.get(str(getattr(model, "dtype", ""))))
+                                        dtype=model.dtype_name)
         else:
             from actionclip.pipeline import encode_videos
 

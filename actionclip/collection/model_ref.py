@@ -12,47 +12,49 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from actionclip.errors import UsageError
 
-__all__ = ["describe", "check", "target", "load_recorded", "DTYPE_NAMES"]
+if TYPE_CHECKING:
+    from actionclip.model.base import VideoTextModel
 
-DTYPE_NAMES = {"torch.float32": "fp32", "torch.bfloat16": "bf16", "torch.float16": "fp16"}
+__all__ = ["describe", "check", "target", "load_recorded"]
 
 
-def describe(model: Any, requested: str | os.PathLike | None, *, full_hash: bool = True) -> dict[str, Any]:
+
+def describe(model: VideoTextModel, requested: str | os.PathLike | None, *, full_hash: bool = True) -> dict[str, Any]:
     """What to record about ``model`` (loaded from ``requested``, a name or path, if known)."""
     from actionclip.loading.identity import checkpoint_size, file_sha256, model_id
 
-    source = getattr(model, "source", None)
-    fp = getattr(model, "fingerprint", None)
+    source = model.source
+    fp = model.fingerprint
     sha = fp.split(":", 1)[1] if fp and fp.startswith("sha256:") else None
     if sha is None and full_hash and source and Path(source).exists():
         sha = file_sha256(source)
     kind = type(model)
     return {
         "id": model_id(requested) if requested is not None else (model_id(source) if source else model.name),
-        "name": getattr(model, "name", None),
+        "name": model.name,
         "source": source,
         "fingerprint": fp,
         "sha256": sha,
         "size": checkpoint_size(source) if source and Path(source).exists() else None,
         "class": f"{kind.__module__}.{kind.__qualname__}",
         "config": model.config.to_dict(),
-        "dtype": DTYPE_NAMES.get(str(getattr(model, "dtype", ""))),
+        "dtype": model.dtype_name,
     }
 
 
-def check(recorded: dict[str, Any], model: Any, where: str | os.PathLike) -> None:
+def check(recorded: dict[str, Any], model: VideoTextModel, where: str | os.PathLike) -> None:
     """Raise a one-line :class:`UsageError` unless ``model`` has the weights the index recorded."""
     from actionclip.loading.identity import file_sha256
 
     label = recorded.get("name") or recorded.get("id")
-    fp = getattr(model, "fingerprint", None)
+    fp = model.fingerprint
     if recorded.get("fingerprint") and fp == recorded["fingerprint"]:
         return
-    source = getattr(model, "source", None)
+    source = model.source
     if recorded.get("sha256") and source and Path(source).exists():
         if file_sha256(source) == recorded["sha256"]:
             return

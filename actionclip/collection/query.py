@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
 
 from actionclip.collection.store import Store, column_array, from_rows, require_lancedb
+
+if TYPE_CHECKING:
+    from actionclip.model.base import VideoTextModel
 
 __all__ = ["Index", "Hit", "Classification", "open_index"]
 
@@ -73,7 +76,7 @@ class Index:
     """An index folder opened for queries. The model is the one it was built with, loaded on first
     use (or ``model``, checked against the index's record)."""
 
-    def __init__(self, path: str | os.PathLike, *, model: Any = None, device: str = "auto", dtype: str | None = None):
+    def __init__(self, path: str | os.PathLike, *, model: VideoTextModel | str | os.PathLike | None = None, device: str = "auto", dtype: str | None = None):
         require_lancedb()
         self.store = Store(path)
         self.path = self.store.path
@@ -134,7 +137,7 @@ class Index:
             return []
         from actionclip.model.scoring import NUMPY
 
-        q = NUMPY.l2(self.model._ops.to_numpy(query).mean(axis=0)[0])
+        q = NUMPY.l2(self.model.ops.to_numpy(query).mean(axis=0)[0])
         search = (table.search(q.astype(np.float32), vector_column_name="vector").metric("dot")
                   .where(f"kind = '{kind}'", prefilter=True).limit(top_k)
                   .select(["path", "video", "kind", "start", "end"]))
@@ -149,8 +152,8 @@ class Index:
         scores: list[np.ndarray] = []
         rows: dict[str, list[Any]] = {}
         for part, features in self._features(kind):
-            with model._inference():
-                logits = model._ops.to_numpy(model.logits(features, query))  # [B, V, K, 1]
+            with model.inference():
+                logits = model.ops.to_numpy(model.logits(features, query))  # [B, V, K, 1]
             scores.append(logits.mean(axis=(1, 2))[:, 0] / float(model.logit_scale))
             for name, values in part.items():
                 rows.setdefault(name, []).extend(values)
@@ -174,11 +177,9 @@ class Index:
         views = self.meta["clips"] * self.meta["crops"]
         kind_name = self.store.features_kind()
         model = self.model
-        device = getattr(model, "device", None)  # scores are computed where the model runs (a GPU, say)
 
         def to_backend(array: np.ndarray, _: int) -> Any:
-            tensor = model._from_numpy(array)
-            return tensor if device is None else tensor.to(device)
+            return model.from_numpy(array, on_device=True)  # scored where the model runs (a GPU, say)
         for start in range(0, table.num_rows, CHUNK):
             part = table.slice(start, CHUNK)
             cols = {name: column_array(part, name) for name in ("vector", "embedding", "tokens")
@@ -205,13 +206,14 @@ class Index:
         # Plain cosine models score the whole collection in the streamed form, in the model's native
         # precision (bf16 on an AMX CPU: 4x faster than fp32; --dtype fp32 keeps it exact).
         scorer = None
-        if getattr(model, "cosine_scoring", False) and hasattr(model, "bulk_score_dtype"):
-            with model._inference():
-                scorer = CosineScorer(label_emb, float(model.logit_scale), compute_dtype=model.bulk_score_dtype())
+        bulk_dtype = model.bulk_score_dtype() if model.cosine_scoring else None
+        if bulk_dtype is not None:
+            with model.inference():
+                scorer = CosineScorer(label_emb, float(model.logit_scale), compute_dtype=bulk_dtype)
         for rows, features in self._features("video"):
-            with model._inference():
+            with model.inference():
                 scored = scorer(features) if scorer else model.probabilities(features, label_emb)
-            probs.append(model._ops.to_numpy(scored))
+            probs.append(model.ops.to_numpy(scored))
             videos += rows["video"]
             paths += rows["path"]
         meta = self.meta
@@ -222,6 +224,6 @@ class Index:
                               meta["crops"], key)
 
 
-def open_index(path: str | os.PathLike, *, model: Any = None, device: str = "auto", dtype: str | None = None) -> Index:
+def open_index(path: str | os.PathLike, *, model: VideoTextModel | str | os.PathLike | None = None, device: str = "auto", dtype: str | None = None) -> Index:
     """Open an index folder for :meth:`Index.search` and :meth:`Index.classify`."""
     return Index(path, model=model, device=device, dtype=dtype)

@@ -21,12 +21,16 @@ on a cluster with ``ray job submit``. Needs the optional ``ray`` extra.
 from __future__ import annotations
 
 import math
+import os
 import pickle
-from typing import Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import numpy as np
 
 from actionclip.errors import ActionCLIPError, UsageError, VideoError
+
+if TYPE_CHECKING:
+    from actionclip.model.base import VideoTextModel
 
 __all__ = ["encode_videos_ray", "require_ray", "GPU_BATCH", "CPU_BATCH"]
 
@@ -68,10 +72,10 @@ class _Decode:
 class _Encode:
     """Ray actor: loads the model once, encodes batches of views."""
 
-    def __init__(self, model: Any, dtype: str | None, frames: int | None, gpu: bool):
+    def __init__(self, model: VideoTextModel | str | os.PathLike, dtype: str | None, frames: int | None, gpu: bool):
         import torch
 
-        if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
+        if isinstance(model, (str, bytes, os.PathLike)):
             from actionclip.loading.load import load
 
             model = load(model, device="cuda" if gpu else "cpu", dtype=dtype, frames=frames)
@@ -90,11 +94,11 @@ class _Encode:
         tokens: list[Any] = [np.zeros((0,), np.float32)] * n
         if ok:
             try:
-                with model._inference():
-                    pixels = model._from_numpy(np.stack([batch["pixels"][j] for j in ok]))  # [B, V, T, 3, R, R]
+                with model.inference():
+                    pixels = model.from_numpy(np.stack([batch["pixels"][j] for j in ok]))  # [B, V, T, 3, R, R]
                     b, v = pixels.shape[:2]
                     features = model.encode_video(pixels.reshape(b * v, *pixels.shape[2:]))
-                    features = map_features(features, lambda t, k: model._ops.to_numpy(model._ops.float32(
+                    features = map_features(features, lambda t, k: model.ops.to_numpy(model.ops.float32(
                         t.reshape(b, v, *t.shape[t.ndim - k:]))))
                 parts = features if isinstance(features, VideoFeatures) else VideoFeatures(features)
                 for row, j in enumerate(ok):
@@ -128,7 +132,7 @@ def _connect(ray: Any, address: str | None) -> bool:
 
 
 def encode_videos_ray(
-    model: Any,
+    model: VideoTextModel | str | os.PathLike,
     items: Iterable[Any],
     prepare: Any,
     *,

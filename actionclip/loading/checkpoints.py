@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import torch
 
@@ -32,6 +32,9 @@ from actionclip.errors import CheckpointError
 from actionclip.loading.hf_clip import hf_to_openai
 from actionclip.loading.loaded import LoadedCheckpoint, strip_prefix
 from actionclip.loading.weights_io import is_torchscript, load_pickle, load_safetensors, torchscript_state_dict
+
+if TYPE_CHECKING:
+    from actionclip.model.actionclip import ActionCLIP
 
 ORIGINAL_POSITION_ROWS = 77
 
@@ -173,7 +176,7 @@ def _read_hf_folder(path: Path) -> LoadedCheckpoint:
 # --- writing --------------------------------------------------------------------------------------
 
 
-def save_actionclip_checkpoint(model: Any, path: str | os.PathLike, **extra: Any) -> Path:
+def save_actionclip_checkpoint(model: ActionCLIP, path: str | os.PathLike, **extra: Any) -> Path:
     """Write ``model`` (an :class:`actionclip.ActionCLIP`) in the original ActionCLIP format, atomically.
 
     The original's code loads the result (its Transf table is padded to 77 rows); extra keys such as
@@ -191,9 +194,9 @@ def save_actionclip_checkpoint(model: Any, path: str | os.PathLike, **extra: Any
         "fusion_model_state_dict": {f"module.{k}": v for k, v in fusion_sd.items()},
         "num_frames": int(model.num_frames),
         "fusion": model.fusion_type,
-        "fusion_layer_norm_eps": float(getattr(model, "fusion_eps", 1e-12)),
+        "fusion_layer_norm_eps": float(model.fusion_eps),
         "config": model.config.to_dict(),
-        "family": getattr(model, "family", "actionclip"),
+        "family": model.family or "actionclip",
         "actionclip_version": __import__("actionclip").__version__,
         **extra,
     }

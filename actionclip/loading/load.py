@@ -114,10 +114,8 @@ def load(
     with torch.inference_mode(False):
         path = resolve(name_or_path)
         model = build_model(read_checkpoint(path), spec=spec, frames=frames)
-        if spec is not None:
-            model.name = spec.name
         # What the weights are, for caches and indexes (loading/identity.py): the registry's verified
         # hash, else a cheap key of the file (size, mtime, first and last MiB).
-        model.source = str(path)
-        model.fingerprint = f"sha256:{spec.sha256}" if spec is not None and spec.sha256 else fingerprint(path)
+        model.identify(name=spec.name if spec is not None else None, source=str(path),
+                       fingerprint=f"sha256:{spec.sha256}" if spec is not None and spec.sha256 else fingerprint(path))
         return model.to(device=choice.device, dtype=choice.torch_dtype).eval()

@@ -12,11 +12,19 @@ few primitives:
 * ``frame_independent``: whether a frame's embedding depends only on that frame, so that a timeline
   may encode each frame once and fuse windows from the cache (``encode_image`` + ``fuse``); models
   whose frames talk to each other inside the image tower (X-CLIP, Open-VCLIP) encode each window;
-* backend hooks: ``_ops`` (torch or numpy arithmetic), ``_from_numpy``, ``_inference()``.
+* the backend: ``ops`` (torch or numpy arithmetic, :class:`~actionclip.model.scoring.ArrayOps`),
+  ``from_numpy(array)`` (an array into the backend), ``inference()`` (a context without autograd),
+  ``device``, ``dtype``, ``dtype_name``, ``on_gpu``;
+* what it is: ``name``, ``family``, ``source`` (the file it was read from), ``fingerprint``.
 
-:class:`VideoTextModel` turns those into what users call: ``prepare_video`` (video -> normalised
-views, :class:`actionclip.video.views.VideoViews`), ``encode_text``, ``encode_labels``, ``probabilities``,
-``classify``, ``timeline`` and ``watch``. Torch-free, so the ONNX backend inherits it as is.
+:class:`VideoTextModel` is that contract, written down and typed: everything a caller outside
+``model/`` may use is a public attribute or method here, with a default for backends that have
+nothing to say (a numpy backend runs on the CPU in fp32). It turns the primitives into what users
+call: ``prepare_video`` (video -> normalised views, :class:`actionclip.video.views.VideoViews`),
+``encode_text``, ``encode_labels``, ``probabilities`` and ``classify``; torch-free, so the ONNX
+backend inherits it as is. ``timeline`` and ``watch`` are workflows of the layer above
+(:mod:`actionclip.temporal`), reached through :mod:`actionclip.model.conveniences` so that nothing
+here imports upward.
 """
 
 from __future__ import annotations
@@ -50,10 +58,19 @@ TEXT_BATCH = 256
 
 
 class VideoTextModel:
-    """The shared half of every model; see the module notes for what a subclass provides."""
+    """The model contract and its shared half; see the module notes for what a subclass provides."""
 
     config: ModelConfig
+    #: the registry name (set by :func:`actionclip.load`), or the file's name; None = unnamed
     name: str | None = None
+    #: the family that built it (``actionclip``, ``xclip``, ``vificlip``, ``openvclip``, ``froster``)
+    family: str | None = None
+    #: where the weights were read from (a path), None when unknown
+    source: str | None = None
+    #: tokens per prompt the text encoder takes
+    context_length: int = 77
+    #: why this model cannot be exported to ONNX (None: it can)
+    onnx_export_error: str | None = None
     #: what the weights are (set by actionclip.load; see actionclip.loading.identity): None = unknown,
     #: and then nothing derived from the weights is cached across runs
     fingerprint: str | None = None
@@ -63,7 +80,25 @@ class VideoTextModel:
     label_features_per_template: bool = True
     #: whether logits are the plain scaled cosine (then probabilities may take the streamed form)
     cosine_scoring: bool = True
-    _ops: ArrayOps = NUMPY
+    #: the array arithmetic of this backend (torch or numpy)
+    ops: ArrayOps = NUMPY
+
+    def __init__(self, *, name: str | None = None, source: str | None = None,
+                 fingerprint: str | None = None) -> None:
+        self.name = name
+        self.source = source
+        self.fingerprint = fingerprint
+
+    def identify(self, *, name: str | None = None, source: str | None = None,
+                 fingerprint: str | None = None) -> None:
+        """Say what the weights are (the loader does, once it knows): the registry name, the file,
+        the fingerprint caches and indexes key on. ``None`` leaves a field as it is."""
+        if name is not None:
+            self.name = name
+        if source is not None:
+            self.source = source
+        if fingerprint is not None:
+            self.fingerprint = fingerprint
 
     # --- what the config says ---------------------------------------------------------------------
 
@@ -84,13 +119,56 @@ class VideoTextModel:
         """The prompt templates labels are embedded in unless others are given."""
         return list(self.config.templates)
 
-    # --- backend hooks (torch overrides them) ----------------------------------------------------
+    # --- the backend (torch overrides it) --------------------------------------------------------
 
-    def _from_numpy(self, array: np.ndarray) -> Any:
+    def from_numpy(self, array: np.ndarray, *, on_device: bool = False) -> Any:
+        """A numpy array as this backend's array: on the CPU (the model moves its inputs itself), or
+        on the model's device with ``on_device`` (for arrays scored outside the model's methods)."""
         return array
 
-    def _inference(self) -> contextlib.AbstractContextManager:
+    def inference(self) -> contextlib.AbstractContextManager[Any]:
+        """A context in which the model runs without recording gradients."""
         return contextlib.nullcontext()
+
+    @property
+    def device(self) -> Any:
+        """Where the model runs (a ``torch.device`` for torch models; ``"cpu"`` for numpy backends)."""
+        return "cpu"
+
+    @property
+    def dtype(self) -> Any:
+        """The weights' precision (a ``torch.dtype`` for torch models; ``"float32"`` for numpy backends)."""
+        return "float32"
+
+    @property
+    def dtype_name(self) -> str:
+        """The precision as the options name it: ``"fp32"``, ``"bf16"`` or ``"fp16"``."""
+        return "fp32"
+
+    @property
+    def on_gpu(self) -> bool:
+        """Whether the model runs on a GPU (batch sizes and decoding workers follow it)."""
+        return False
+
+    def bulk_score_dtype(self) -> Any:
+        """The matmul precision for scoring a whole collection in one streamed pass, or None where
+        this backend scores through :meth:`probabilities` only."""
+        return None
+
+    # --- video (what a subclass provides) ------------------------------------------------------------
+
+    def encode_video(self, pixels: Any) -> Any:  # pragma: no cover - abstract
+        """Normalised pixels ``[B, T, 3, R, R]`` -> video features ``[B, D]`` (or
+        :class:`~actionclip.model.scoring.VideoFeatures`)."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement encode_video")
+
+    def encode_image(self, images: Any) -> Any:  # pragma: no cover - abstract
+        """Frames ``[N, 3, R, R]`` -> frame embeddings ``[N, D]``: frame-independent models only."""
+        raise NotImplementedError(f"{type(self).__name__}: only frame-independent models encode single frames")
+
+    def fuse(self, frame_embeddings: Any) -> Any:  # pragma: no cover - abstract
+        """Frame embeddings ``[B, T, D]`` -> video embeddings ``[B, D]``: frame-independent models only."""
+        raise NotImplementedError(f"{type(self).__name__}: only frame-independent models fuse frame embeddings")
 
     # --- text ------------------------------------------------------------------------------------
 
@@ -104,7 +182,7 @@ class VideoTextModel:
         from actionclip.text.tokenizer import token_ids
 
         texts = [texts] if isinstance(texts, str) else list(texts)
-        with self._inference():
+        with self.inference():
             return self.encode_tokens(token_ids(texts, self.context_length))
 
     def encode_labels(self, labels: Sequence[str], templates: Sequence[str] | str | None = None) -> Any:
@@ -122,8 +200,8 @@ class VideoTextModel:
         # Batch prompts of similar length together: the text encoder stops at each batch's longest
         # prompt, so sorting by length saves the padding work (~1.5x for the 16 templates).
         order = np.argsort(tokens.argmax(axis=-1), kind="stable")
-        ops = self._ops
-        with self._inference():
+        ops = self.ops
+        with self.inference():
             parts = [ops.float32(self.encode_tokens(tokens[order[i : i + TEXT_BATCH]]))
                      for i in range(0, len(prompts), TEXT_BATCH)]
             embeddings = ops.take_rows(ops.cat(parts), np.argsort(order, kind="stable"))
@@ -132,7 +210,7 @@ class VideoTextModel:
     def _label_features(self, embeddings: Any) -> Any:
         """Text embeddings ``[K, L, D]`` -> the label features :meth:`logits` takes: L2-normalised
         here; a model that conditions the text on the video first (X-CLIP) keeps them as they are."""
-        return self._ops.l2(embeddings)
+        return self.ops.l2(embeddings)
 
     # --- scores ------------------------------------------------------------------------------------
 
@@ -150,8 +228,8 @@ class VideoTextModel:
     def probabilities(self, video_features: Any, label_features: Any) -> Any:
         """Video features ``[B, ...]`` or ``[B, V, ...]`` and label features ``[K, L, D]`` -> ``[B, L]``:
         softmax over labels of ``logit_scale * cos`` per template and view, then the mean (in fp32)."""
-        with self._inference():
-            if self.cosine_scoring and self._ops.name == "torch" and not isinstance(video_features, VideoFeatures):
+        with self.inference():
+            if self.cosine_scoring and self.ops.name == "torch" and not isinstance(video_features, VideoFeatures):
                 return CosineScorer(label_features, float(self.logit_scale))(video_features)
             return probabilities(self.logits(video_features, label_features))
 
@@ -163,7 +241,7 @@ class VideoTextModel:
         from actionclip.video.views import VideoViews
 
         return VideoViews(self.config.preprocessing, self.config.frames, self.config.sampling,
-                          torch=self._ops.name == "torch")
+                          torch=self.ops.name == "torch")
 
     def prepare_video(
         self,
@@ -202,12 +280,12 @@ class VideoTextModel:
         scores are averaged over the views. ``label_embeddings`` (from :meth:`encode_labels`) skips
         the text encoder when classifying many videos with the same labels."""
         labels = check_labels(labels)
-        with self._inference():
+        with self.inference():
             if label_embeddings is None:
                 label_embeddings = self.encode_labels(labels, templates)
             pixels = self.prepare_video(video, **view_options)
             features = map_features(self.encode_video(pixels), lambda t, _: t[None])  # [1, V, ...]
-            probs = self._ops.to_numpy(self.probabilities(features, label_embeddings))[0]
+            probs = self.ops.to_numpy(self.probabilities(features, label_embeddings))[0]
         return sorted(zip(labels, probs.tolist()), key=lambda pair: -pair[1])
 
     def timeline(self, video: Any, labels: Sequence[str], **options: Any) -> Any:

@@ -57,7 +57,7 @@ def _sha(payload: Any) -> str:
 
 def model_key(model: Any) -> str | None:
     """What a model's label embeddings depend on, hashed; None when the model has no fingerprint."""
-    fp = getattr(model, "fingerprint", None)
+    fp = model.fingerprint
     if not fp:
         return None
     kind = type(model)
@@ -65,7 +65,7 @@ def model_key(model: Any) -> str | None:
         "fingerprint": fp,
         "config": model.config.to_dict(),
         "class": f"{kind.__module__}.{kind.__qualname__}",
-        "dtype": str(getattr(model, "dtype", "")),
+        "dtype": str(model.dtype),
         "context_length": int(model.context_length),
     })
 
@@ -137,7 +137,7 @@ def encode_labels(model: Any, labels: Sequence[str], templates: Sequence[str] | 
     if key is None:
         return model.encode_labels(labels, templates)
     templates = resolve_templates(templates=templates, default=model.config.templates)
-    if getattr(model, "label_features_per_template", True):
+    if model.label_features_per_template:
         folders = [cache_root() / key / _sha(t) for t in templates]  # one row per template: shared across sets
     else:  # one row per label for the whole template set (Open-VCLIP's ensemble mean): keyed by the set
         folders = [cache_root() / key / _sha(list(templates))]
@@ -145,13 +145,11 @@ def encode_labels(model: Any, labels: Sequence[str], templates: Sequence[str] | 
     wanted = [label_key(label) for label in labels]
     missing = [label for label, k in zip(labels, wanted) if any(k not in entries for entries in found)]
     if missing:
-        fresh = model._ops.to_numpy(model.encode_labels(missing, templates))  # [K, M, D]
+        fresh = model.ops.to_numpy(model.encode_labels(missing, templates))  # [K, M, D]
         missing_keys = [label_key(label) for label in missing]
         for folder, entries, rows in zip(folders, found, fresh):
             entries.update(zip(missing_keys, rows))
             _write_shard(folder, missing_keys, rows)
             _merge(folder)
     out = np.stack([np.stack([entries[k] for k in wanted]) for entries in found]).astype(np.float32, copy=False)
-    tensor = model._from_numpy(out)
-    device = getattr(model, "device", None)
-    return tensor.to(device) if device is not None and hasattr(tensor, "to") else tensor
+    return model.from_numpy(out, on_device=True)

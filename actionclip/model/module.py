@@ -1,7 +1,7 @@
 """The torch side of the model contract: device and dtype, no-grad inference, numpy in.
 
 :class:`VideoModule` is the base of every torch video-text model (ActionCLIP and CLIP here, the
-next families beside them). It answers the backend hooks of
+next families beside them). It answers the backend part of
 :class:`~actionclip.model.base.VideoTextModel` for torch, and puts inputs on the model's device and
 dtype, so callers may hand in numpy arrays, CPU tensors or GPU tensors alike.
 """
@@ -25,17 +25,18 @@ class VideoModule(VideoTextModel, nn.Module):
     """A torch video-text model. Subclasses set ``config`` and implement ``encode_video``,
     ``encode_tokens`` (from ids on the model's device), ``logit_scale_param`` and ``context_length``."""
 
-    _ops: ArrayOps = TORCH
+    ops: ArrayOps = TORCH
 
     def __init__(self) -> None:
         nn.Module.__init__(self)
 
-    # --- backend hooks ----------------------------------------------------------------------------
+    # --- the backend ------------------------------------------------------------------------------
 
-    def _from_numpy(self, array: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(array))
+    def from_numpy(self, array: np.ndarray, *, on_device: bool = False) -> torch.Tensor:
+        tensor = torch.from_numpy(np.ascontiguousarray(array))
+        return tensor.to(self.device) if on_device else tensor
 
-    def _inference(self) -> contextlib.AbstractContextManager:
+    def inference(self) -> contextlib.AbstractContextManager[Any]:
         # no_grad rather than inference_mode: what comes out (label embeddings, say) may later meet
         # autograd (evaluation inside training), which inference tensors refuse. Under a caller's
         # inference_mode or no_grad, nothing changes.
@@ -57,6 +58,16 @@ class VideoModule(VideoTextModel, nn.Module):
     @property
     def dtype(self) -> torch.dtype:
         return next(p for p in self.parameters() if p.is_floating_point()).dtype
+
+    @property
+    def dtype_name(self) -> str:
+        from actionclip.runtime import dtype_name
+
+        return dtype_name(self.dtype)
+
+    @property
+    def on_gpu(self) -> bool:
+        return self.device.type == "cuda"
 
     def _input(self, x: Any, *, floating: bool = True) -> torch.Tensor:
         """An input (numpy or tensor, anywhere) on the model's device, in its dtype when floating."""

@@ -96,7 +96,7 @@ class OpenVCLIP(ActionCLIP):
         labels = check_labels(labels)
         templates = resolve_templates(templates=templates, default=self.config.templates)
         unit = super().encode_labels(self.prompts(labels, templates), "{}")[0]  # [K * L, D]
-        ops = self._ops
+        ops = self.ops
         return ops.l2(ops.mean(unit.reshape(len(templates), len(labels), -1), (0,)))[None]
 
     def logits(self, video_features: Any, label_features: Any) -> Any:

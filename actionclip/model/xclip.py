@@ -14,7 +14,7 @@ How that fits the contract of :class:`~actionclip.model.base.VideoTextModel`:
 * ``encode_video`` returns :class:`~actionclip.model.scoring.VideoFeatures` ``(embedding=video,
   tokens=tokens)``: everything the scores of a clip need, so that features of videos (and of views,
   ``[B, V, ...]``) may be stored and scored later against any labels: both fields go to numpy and
-  back unchanged (``map_features(features, lambda t, _: model._ops.to_numpy(t))``), and ``logits``
+  back unchanged (``map_features(features, lambda t, _: model.ops.to_numpy(t))``), and ``logits``
   takes numpy fields as they are.
 * ``encode_labels`` keeps the text embeddings unnormalised (the generator adds to them), one template
   (X-CLIP's prompt is the bare label, ``"{}"``).

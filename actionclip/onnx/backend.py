@@ -64,6 +64,7 @@ class OnnxActionCLIP(VideoTextModel):
         self.meta = meta
         try:  # before the graphs load: a hand-edited or truncated JSON is one line, not a KeyError later
             self.name = meta.get("name")
+            self.family = meta.get("family", "actionclip")  # only ActionCLIP-shaped models export
             self.fusion_type = meta["fusion"]
             self.embed_dim = int(meta["embed_dim"])
             self.context_length = int(meta["context_length"])
@@ -107,6 +108,10 @@ class OnnxActionCLIP(VideoTextModel):
     @property
     def logit_scale(self) -> float:
         return self._logit_scale
+
+    @property
+    def on_gpu(self) -> bool:
+        return "CUDA" in self.providers[0]
 
     def _run(self, graph: str, array: np.ndarray) -> np.ndarray:
         name = self.inputs[graph]

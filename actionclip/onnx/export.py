@@ -1,5 +1,8 @@
 """Export an ActionCLIP model to three ONNX graphs in the layout of ailia's published ActionCLIP.
 
+if TYPE_CHECKING:
+    from actionclip.model.base import VideoTextModel
+
 ``{stem}-image_clip.onnx``  ``images`` float32 [B*T, 3, R, R]  -> ``image_features`` [B*T, D]
 ``{stem}-text_clip.onnx``   ``tokens`` int64 [N, L<=77]        -> ``text_features`` [N, D]
 ``{stem}-fusion.onnx``      ``frame_features`` float32 [B, T, D] -> ``fused_image_features`` [B, D]
@@ -27,7 +30,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -82,9 +85,9 @@ class ExportResult:
     seconds: float
 
 
-def default_stem(model: Any) -> str:
+def default_stem(model: VideoTextModel) -> str:
     """``vit-b-32-8f`` for a registry model, else the checkpoint file's stem."""
-    name = str(getattr(model, "name", None) or "actionclip")
+    name = str(model.name or "actionclip")
     return Path(name).stem if "." in name else name
 
 
@@ -103,7 +106,7 @@ def _export_graph(module: nn.Module, example: torch.Tensor, path: Path, graph: s
 
 
 def export_onnx(
-    model: Any,
+    model: VideoTextModel,
     directory: str | os.PathLike,
     *,
     stem: str | None = None,
@@ -119,9 +122,9 @@ def export_onnx(
     """
     import onnx
 
-    refusal = getattr(model, "onnx_export_error", None)  # a family whose graphs would not be these three
+    refusal = model.onnx_export_error  # a family whose graphs would not be these three
     if refusal:
-        raise UsageError(f"{getattr(model, 'name', None) or type(model).__name__}: {refusal}")
+        raise UsageError(f"{model.name or type(model).__name__}: {refusal}")
     started = time.perf_counter()
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
@@ -167,7 +170,7 @@ def export_onnx(
             "format": FORMAT,
             "version": FORMAT_VERSION,
             **model_info(model),
-            "name": getattr(model, "name", None) or stem,
+            "name": model.name or stem,
             "opset": OPSET,
             "files": names,
             "int8_files": int8_names,
@@ -192,7 +195,7 @@ def export_onnx(
     )
 
 
-def model_info(model: Any) -> dict[str, Any]:
+def model_info(model: VideoTextModel) -> dict[str, Any]:
     """The label-free facts a runtime needs: shapes, fusion, temperature, and the model's whole
     :class:`~actionclip.model.config.ModelConfig` (preprocessing, templates, sampling), so that the
     backend prepares and scores exactly as the torch model. ``mean``/``std``/``resize_short`` repeat
@@ -212,7 +215,7 @@ def model_info(model: Any) -> dict[str, Any]:
     }
 
 
-def _fp32_cpu_copy(model: Any) -> Any:
+def _fp32_cpu_copy(model: VideoTextModel) -> Any:
     if model.dtype == torch.float32 and model.device.type == "cpu":
         return model.eval()
     import copy

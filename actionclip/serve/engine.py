@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import os
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from actionclip.errors import ActionCLIPError
 from actionclip.results import make_record, public_record
@@ -31,6 +31,9 @@ from actionclip.serve.pool import WorkerPool
 from actionclip.serve.problems import Problem
 from actionclip.serve.settings import ServeSettings
 from actionclip.text.labels import check_labels
+
+if TYPE_CHECKING:
+    from actionclip.model.base import VideoTextModel
 
 __all__ = ["Engine"]
 
@@ -50,7 +53,7 @@ class _Job:
 class Engine:
     """Serves one loaded model (see the module notes)."""
 
-    def __init__(self, model: Any, settings: ServeSettings, *, model_name: str,
+    def __init__(self, model: VideoTextModel, settings: ServeSettings, *, model_name: str,
                  templates: Sequence[str] | None = None) -> None:
         self.model, self.settings, self.model_name = model, settings, model_name
         self.templates = list(templates) if templates else None  # the server's default, else the model's
@@ -106,8 +109,8 @@ class Engine:
     def _encode_and_score(self, jobs: list[_Job]) -> list[Any]:
         """Every job's views in one ``encode_video`` call; each scored against its own labels."""
         model = self.model
-        ops = model._ops
-        with model._inference():
+        ops = model.ops
+        with model.inference():
             features = model.encode_video(ops.cat([job.pixels for job in jobs]))  # [sum V, ...]
             out, start = [], 0
             for job in jobs:
@@ -158,9 +161,9 @@ class Engine:
             "frames": model.num_frames,
             "resolution": model.input_resolution,
             "templates": self.templates or config["templates"],
-            "frame_independent": bool(getattr(model, "frame_independent", True)),
-            "device": str(getattr(model, "device", "cpu")),
-            "dtype": str(getattr(model, "dtype", "float32")).replace("torch.", ""),
+            "frame_independent": bool(model.frame_independent),
+            "device": str(model.device),
+            "dtype": str(model.dtype).replace("torch.", ""),
             "config": config,
         }
 

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from actionclip.model.label_cache import encode_labels
 from actionclip.text.labels import check_labels
 from actionclip.text.templates import resolve_templates
+
+if TYPE_CHECKING:
+    from actionclip.model.base import VideoTextModel
 
 __all__ = ["LabelCache"]
 
@@ -26,7 +29,7 @@ __all__ = ["LabelCache"]
 class LabelCache:
     """``get(labels, templates) -> [K, L, D]`` from ``model.encode_labels``, LRU-cached."""
 
-    def __init__(self, model: Any, model_id: str, maxsize: int = 64) -> None:
+    def __init__(self, model: VideoTextModel, model_id: str, maxsize: int = 64) -> None:
         self.model, self.model_id, self.maxsize = model, model_id, max(1, int(maxsize))
         self._entries: OrderedDict[tuple, Any] = OrderedDict()
         self._lock = threading.Lock()  # the table

@@ -27,11 +27,14 @@ import json
 import math
 import struct
 import time
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from actionclip.errors import ActionCLIPError
 from actionclip.serve.params import Fields
 from actionclip.serve.problems import Problem, as_problem
+
+if TYPE_CHECKING:
+    from actionclip.model.base import VideoTextModel
 
 __all__ = ["LiveSession", "run_watch", "WATCH_FIELDS"]
 
@@ -43,7 +46,7 @@ _STAMP = struct.Struct("<d")
 class LiveSession:
     """One viewer's rolling window; ``add_jpeg`` is blocking (run it in the worker pool)."""
 
-    def __init__(self, model: Any, settings: Mapping[str, Any], default_templates: list[str] | None = None) -> None:
+    def __init__(self, model: VideoTextModel, settings: Mapping[str, Any], default_templates: list[str] | None = None) -> None:
         from actionclip.choices import SCORE_KINDS
         from actionclip.temporal.frames import FrameEncoder
         from actionclip.temporal.live import RollingWindow

@@ -31,9 +31,12 @@ the scores (``choose_threshold(negatives, target_fpr=0.01)``); if you also have 
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from actionclip.model import scoring
+
+if TYPE_CHECKING:
+    from actionclip.model.base import VideoTextModel
 
 #: Generic descriptions that any scene roughly matches; each goes through the same templates as labels.
 BACKGROUND_PROMPTS: tuple[str, ...] = (
@@ -80,7 +83,7 @@ class IndependentScorer:
 
     def __init__(
         self,
-        model: Any,
+        model: VideoTextModel,
         labels: Sequence[str],
         *,
         templates: Sequence[str] | None = None,
@@ -107,7 +110,7 @@ class IndependentScorer:
 
     def scores(self, features: Any) -> Any:
         """Video features ``[B, ...]`` / ``[B, V, ...]`` -> ``[B, L]`` independent scores."""
-        with self.model._inference():
+        with self.model.inference():
             return scoring.independent_scores(self.model.logits(features, self.label_emb),
                                               self.model.logits(features, self.background_emb))
 

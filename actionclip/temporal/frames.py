@@ -13,11 +13,14 @@ grow with the video's length. Torch-free: the model's backend does the arithmeti
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import numpy as np
 
 from actionclip.temporal.plan import SamplingPlan
+
+if TYPE_CHECKING:
+    from actionclip.model.base import VideoTextModel
 
 __all__ = ["FrameEncoder", "iter_windows"]
 
@@ -28,10 +31,10 @@ class FrameEncoder:
     ``frames_encoded`` counts images passed to ``model.encode_image`` (the expensive part).
     """
 
-    def __init__(self, model: Any, batch_size: int = 32) -> None:
+    def __init__(self, model: VideoTextModel, batch_size: int = 32) -> None:
         self.model = model
         self.batch_size = max(1, int(batch_size))
-        self.encodes = bool(getattr(model, "frame_independent", True))
+        self.encodes = bool(model.frame_independent)
         self.frames_encoded = 0
         self.encoder_calls = 0
 
@@ -39,11 +42,11 @@ class FrameEncoder:
         """uint8 RGB ``[H, W, 3]`` -> normalised ``[3, R, R]`` in the model's backend."""
         from actionclip.video.preprocess import preprocess_frames
 
-        raw = self.model._from_numpy(np.ascontiguousarray(frame)[None])
+        raw = self.model.from_numpy(np.ascontiguousarray(frame)[None])
         return preprocess_frames(raw, self.model.config.preprocessing)[0]
 
     def stack(self, units: list[Any]) -> Any:
-        return self.model._ops.stack(units)
+        return self.model.ops.stack(units)
 
     def encode(self, pixels: list[Any]) -> Any:
         """``[3, R, R]`` pixels -> ``[N, D]`` float32 embeddings, or ``[N, 3, R, R]`` pixels unchanged
@@ -51,8 +54,8 @@ class FrameEncoder:
         batch = self.stack(pixels)
         if not self.encodes:
             return batch
-        with self.model._inference():
-            emb = self.model._ops.float32(self.model.encode_image(batch))
+        with self.model.inference():
+            emb = self.model.ops.float32(self.model.encode_image(batch))
         self.frames_encoded += len(pixels)
         self.encoder_calls += 1
         return emb

@@ -19,11 +19,14 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
 
 from actionclip.errors import UsageError
+
+if TYPE_CHECKING:
+    from actionclip.model.base import VideoTextModel
 
 
 @dataclass
@@ -137,7 +140,7 @@ def _next_item(q: queue.Queue) -> Any:
 
 
 def watch(
-    model: Any,
+    model: VideoTextModel,
     source: Any,
     labels: Sequence[str] | str,
     *,

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -34,11 +34,14 @@ from actionclip.temporal.result import TimelineResult
 from actionclip.temporal.segments import find_segments
 from actionclip.temporal.windows import WindowScorer, check_score_kind
 
+if TYPE_CHECKING:
+    from actionclip.model.base import VideoTextModel
+
 __all__ = ["timeline"]
 
 
 def timeline(
-    model: Any,
+    model: VideoTextModel,
     video: str | os.PathLike,
     labels: Sequence[str] | str,
     *,
@@ -147,7 +150,7 @@ def timeline(
         "score": score, "window": plan.effective_window, "stride": plan.stride, "frames": t_frames,
         "frame_spacing": plan.grid * plan.step, "threshold": threshold, "hysteresis": hysteresis,
         "smooth": smooth_s, "min_duration": min_duration, "min_gap": min_gap,
-        "model": getattr(model, "name", None), "background": scorer.detector.background,
+        "model": model.name, "background": scorer.detector.background,
     }
     decision = scores_arr if score == "independent" else probs_arr
     segments = find_segments(starts_arr, ends_arr, decision, scorer.labels, threshold=threshold,

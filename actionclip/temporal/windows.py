@@ -8,20 +8,23 @@ independent per-label score (:mod:`actionclip.temporal.detection`). Torch-free.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from actionclip.choices import SCORE_KINDS
 from actionclip.errors import UsageError
 
+if TYPE_CHECKING:
+    from actionclip.model.base import VideoTextModel
+
 __all__ = ["WindowScorer", "window_features", "check_score_kind"]
 
 
-def window_features(model: Any, units: Any) -> Any:
+def window_features(model: VideoTextModel, units: Any) -> Any:
     """``[B, T, ...]`` window units (cached frame embeddings, or pixels for models that encode whole
     windows) -> video features ``[B, ...]``: the fusion head over the cache, or the video encoder."""
-    if getattr(model, "frame_independent", True):
+    if model.frame_independent:
         return model.fuse(units)
     return model.encode_video(units)
 
@@ -35,7 +38,7 @@ def check_score_kind(score: str) -> str:
 class WindowScorer:
     """Text embeddings once; scores batches of windows with both scores."""
 
-    def __init__(self, model: Any, labels: Sequence[str], *, templates: Sequence[str] | None = None,
+    def __init__(self, model: VideoTextModel, labels: Sequence[str], *, templates: Sequence[str] | None = None,
                  background: Sequence[str] | None = None) -> None:
         from actionclip.model.label_cache import encode_labels
         from actionclip.temporal.detection import IndependentScorer
@@ -43,7 +46,7 @@ class WindowScorer:
 
         self.model = model
         self.labels = check_labels(labels)
-        with model._inference():
+        with model.inference():
             self.label_emb = encode_labels(model, self.labels, templates)  # cached on disk between runs
             self.detector = IndependentScorer(model, self.labels, templates=templates, background=background,
                                               label_emb=self.label_emb)
@@ -52,15 +55,15 @@ class WindowScorer:
 
     def features(self, units: Any) -> Any:
         """``[B, T, ...]`` window units -> video features ``[B, ...]``."""
-        if not getattr(self.model, "frame_independent", True):
+        if not self.model.frame_independent:
             self.frames_encoded += units.shape[0] * units.shape[1]
         return window_features(self.model, units)
 
     def score(self, units: Any) -> tuple[np.ndarray, np.ndarray]:
         """``[B, T, ...]`` window units -> (softmax probs ``[B, L]``, independent ``[B, L]``), numpy."""
         model = self.model
-        ops = model._ops
-        with model._inference():
+        ops = model.ops
+        with model.inference():
             features = self.features(units)
             probs = model.probabilities(features, self.label_emb)
             scores = self.detector.scores(features)

@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,6 +23,9 @@ from actionclip.files import write_text, write_with
 from actionclip.training.datasets import Sample, VideoDataset, read_sample_frames, sample_length
 from actionclip.video.sampling import clip_indices
 from actionclip.video.views import VideoViews
+
+if TYPE_CHECKING:
+    from actionclip.model.base import VideoTextModel
 
 __all__ = ["EvalReport", "evaluate", "SampleViews", "save_confusion_png"]
 
@@ -142,7 +145,7 @@ class SampleViews:
 
 
 def evaluate(
-    model: Any,
+    model: VideoTextModel,
     dataset: VideoDataset,
     *,
     templates: Sequence[str] | str | None = None,
@@ -176,7 +179,7 @@ def evaluate(
     from actionclip.pipeline import encode_videos
 
     frames = frames or model.num_frames
-    batch_size = batch_size or (8 if "cuda" in str(getattr(model, "device", "")) else 1)
+    batch_size = batch_size or (8 if model.on_gpu else 1)
     from actionclip.model.label_cache import encode_labels
 
     label_emb = encode_labels(model, dataset.classes, templates)  # cached on disk (not for a model in training)
@@ -202,7 +205,7 @@ def evaluate(
                     failures.append({"path": str(sample.path), "error": str(features) or type(features).__name__})
                     report_failure(sample, features)
             else:
-                probs = model._ops.to_numpy(model.probabilities(features, label_emb))
+                probs = model.ops.to_numpy(model.probabilities(features, label_emb))
                 for sample, p in zip(samples, probs):
                     order = np.argsort(-p, kind="stable").tolist()
                     pred = order[0]
@@ -223,7 +226,7 @@ def evaluate(
     finally:
         if bar is not None:
             bar.close()
-    info = {"model": getattr(model, "name", None), "dataset": dataset.source, "frames": frames, "clips": clips,
+    info = {"model": model.name, "dataset": dataset.source, "frames": frames, "clips": clips,
             "crops": crops, "templates": "default" if templates is None else list(templates)
             if not isinstance(templates, str) else [templates]}
     info.update(settings or {})

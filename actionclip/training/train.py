@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -50,6 +50,9 @@ from actionclip.files import write_text, write_with
 from actionclip.training.losses import actionclip_loss
 from actionclip.video.preprocess import Preprocessing, preprocess_frames, resize_short_side
 from actionclip.video import sample_indices
+
+if TYPE_CHECKING:
+    from actionclip.model.actionclip import ActionCLIP
 
 __all__ = ["TrainConfig", "TrainResult", "train", "lr_factor", "build_optimizer", "LAST", "BEST"]
 
@@ -102,7 +105,7 @@ class TrainResult:
     last: Path
     best: Path | None
     history: list[dict[str, Any]]
-    model: Any
+    model: ActionCLIP
 
 
 # --- sampling and schedule ----------------------------------------------------------------------
@@ -380,8 +383,8 @@ def train(
     elif not isinstance(model, nn.Module):
         model = load(model, device="cpu", frames=config.frames)
     if not isinstance(model, ActionCLIP):
-        family = getattr(model, "family", type(model).__name__)
-        raise UsageError(f"{getattr(model, 'name', None) or family}: fine-tuning supports ActionCLIP and CLIP "
+        family = model.family or type(model).__name__
+        raise UsageError(f"{model.name or family}: fine-tuning supports ActionCLIP and CLIP "
                          f"models; {family} models cannot be trained here yet")
     model = model.to(device=device, dtype=torch.float32).train()
     if config.freeze_backbone:

@@ -171,8 +171,8 @@ def _classify_all(args, model, videos, labels, templates, frames, key, results_f
 
     if not videos:
         return 0
-    model_name = str(getattr(model, "name", None) or args.model)
-    on_gpu = "cuda" in str(getattr(model, "device", "")) or "CUDA" in str(getattr(model, "providers", [""])[0])
+    model_name = str(model.name or args.model)
+    on_gpu = model.on_gpu
     batch_size = args.batch_size or (8 if on_gpu else 1)
     prepare = PrepareViews(model.views, frames, args.clips, args.crops)
     failed = 0
@@ -203,8 +203,8 @@ def _classify_all(args, model, videos, labels, templates, frames, key, results_f
                 bar.update(len(batch))
                 continue
             if args.ray:  # numpy from the actors, to this model's backend
-                features = map_features(features, lambda t, _: model._from_numpy(t))
-            rows = model._ops.to_numpy(model.probabilities(features, label_emb))  # [B, L]
+                features = map_features(features, lambda t, _: model.from_numpy(t))
+            rows = model.ops.to_numpy(model.probabilities(features, label_emb))  # [B, L]
             for video, row in zip(batch, rows):
                 record = make_record(video.name, video.path, model=model_name, frames=frames, clips=args.clips,
                                      crops=args.crops, labels=labels, probs=row, key=key)

@@ -86,9 +86,9 @@ def run(args: argparse.Namespace) -> int:
     sock = bind(settings.host, settings.port)  # a port in use fails now, not after loading
     try:
         model = options.load_model(args, frames=args.frames)
-        device = str(getattr(model, "device", "cpu"))
+        device = str(model.device)
         settings = settings.for_device(device, batch_size=args.batch_size, workers=args.workers)
-        engine = Engine(model, settings, model_name=str(getattr(model, "name", None) or args.model),
+        engine = Engine(model, settings, model_name=str(model.name or args.model),
                         templates=templates)
         admission = Admission(settings.queue_size)
         host, port = sock.getsockname()[:2]
