@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from actionclip.model import label_cache
+from actionclip.workflows import label_cache
 from cli_support import REPO_ROOT, ckpt, make_video  # noqa: F401
 from index_support import ToyModel
 
@@ -100,7 +100,7 @@ _WRITER = """
 import sys
 sys.path.insert(0, "tests")
 import numpy as np
-from actionclip.model import label_cache
+from actionclip.workflows import label_cache
 from index_support import ToyModel
 label_cache.MAX_SHARDS = 2  # merge all the time: merges race with the other writer's shards
 model = ToyModel()

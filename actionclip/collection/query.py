@@ -1,7 +1,7 @@
 """Ask an index: free-text search over videos and moments, and classification of every video.
 
 Neither decodes a video: a label set or a query costs its text embeddings (cached on disk for label
-sets, :mod:`actionclip.model.label_cache`) and a matrix product with the stored embeddings.
+sets, :mod:`actionclip.workflows.label_cache`) and a matrix product with the stored embeddings.
 
 Search scores a video (or moment) by the cosine between its stored vector and the query embedded in
 every template of the model, averaged (CLIP's prompt ensemble); LanceDB answers it, by a flat scan or,
@@ -108,7 +108,7 @@ class Index:
 
     def _query(self, text: str) -> Any:
         """The query in every template: ``[K, 1, D]`` L2-normalised, the model's backend."""
-        from actionclip.model.label_cache import encode_labels
+        from actionclip.workflows.label_cache import encode_labels
 
         return encode_labels(self.model, [text], cache=False)
 
@@ -190,7 +190,7 @@ class Index:
     def classify(self, labels: Sequence[str], *, templates: Sequence[str] | str | None = None) -> Classification:
         """Probabilities of ``labels`` for every indexed video, as plain ``classify`` computes them
         (softmax over labels per template and view, then the mean), from the stored features."""
-        from actionclip.model.label_cache import encode_labels
+        from actionclip.workflows.label_cache import encode_labels
         from actionclip.model.scoring import CosineScorer
         from actionclip.results import run_key
         from actionclip.text.labels import check_labels

@@ -1,6 +1,6 @@
 """Which model is this? Identities that outlive a run: for caches and for indexes built with it.
 
-Two things remember a model across runs: the label-embedding cache (:mod:`actionclip.model.label_cache`)
+Two things remember a model across runs: the label-embedding cache (:mod:`actionclip.workflows.label_cache`)
 and a video index (:mod:`actionclip.collection`). Both need a key that changes when the weights
 change, and is cheap to compute on every run.
 

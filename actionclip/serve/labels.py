@@ -5,7 +5,7 @@ embedding 400 Kinetics labels in 16 templates costs far more than encoding a vid
 keyed by the model, the labels (in order: the order of the embedding's rows) and the templates
 (resolved, so "the model's own" and an explicit copy of them share an entry), and the least
 recently used is dropped past ``maxsize``. A miss goes through the disk cache of
-:mod:`actionclip.model.label_cache`, so labels embedded by an earlier server or CLI run are read, not
+:mod:`actionclip.workflows.label_cache`, so labels embedded by an earlier server or CLI run are read, not
 encoded. One computation at a time: two requests for the same new
 labels wait for one encoding instead of running two.
 """
@@ -16,7 +16,7 @@ import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Sequence
 
-from actionclip.model.label_cache import encode_labels
+from actionclip.workflows.label_cache import encode_labels
 from actionclip.text.labels import check_labels
 from actionclip.text.templates import resolve_templates
 

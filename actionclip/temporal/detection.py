@@ -103,7 +103,7 @@ class IndependentScorer:
         if clash:
             raise UsageError(f"label {clash[0]!r}: also a background prompt, its score would be 0.5")
         self.model = model
-        from actionclip.model.label_cache import encode_labels
+        from actionclip.workflows.label_cache import encode_labels
 
         self.label_emb = label_emb if label_emb is not None else encode_labels(model, self.labels, templates)
         self.background_emb = encode_labels(model, self.background, templates)

@@ -40,7 +40,7 @@ class WindowScorer:
 
     def __init__(self, model: VideoTextModel, labels: Sequence[str], *, templates: Sequence[str] | None = None,
                  background: Sequence[str] | None = None) -> None:
-        from actionclip.model.label_cache import encode_labels
+        from actionclip.workflows.label_cache import encode_labels
         from actionclip.temporal.detection import IndependentScorer
         from actionclip.text.labels import check_labels
 

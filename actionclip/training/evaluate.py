@@ -180,7 +180,7 @@ def evaluate(
 
     frames = frames or model.num_frames
     batch_size = batch_size or (8 if model.on_gpu else 1)
-    from actionclip.model.label_cache import encode_labels
+    from actionclip.workflows.label_cache import encode_labels
 
     label_emb = encode_labels(model, dataset.classes, templates)  # cached on disk (not for a model in training)
     report_failure = on_failure or (lambda s, e: print(f"actionclip: error: {s.path}: {e}", file=sys.stderr))

@@ -7,7 +7,7 @@ and the run goes on; the exit code is non-zero if any failed.
 
 ``--output FILE`` appends one JSON object per video and a rerun skips the videos already in it
 (:mod:`actionclip.results` says how). Label embeddings are cached on disk
-(:mod:`actionclip.model.label_cache`), so a second run with the same labels starts at once.
+(:mod:`actionclip.workflows.label_cache`), so a second run with the same labels starts at once.
 
 ``--index INDEX`` classifies every video of an index built by ``actionclip index`` from its stored
 embeddings, without decoding (:meth:`actionclip.collection.Index.classify`): the same records.
@@ -165,7 +165,7 @@ def _classify_all(args, model, videos, labels, templates, frames, key, results_f
     """Run the model over ``videos``; print and record each; return the number that failed."""
     from tqdm import tqdm
 
-    from actionclip.model.label_cache import encode_labels
+    from actionclip.workflows.label_cache import encode_labels
     from actionclip.model.scoring import map_features
     from actionclip.pipeline import PrepareViews, encode_videos
 
