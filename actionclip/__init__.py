@@ -22,7 +22,7 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it
 _LAZY = {
-    "load": "actionclip.loading.load",
+    "load": "actionclip.api",
     "ActionCLIP": "actionclip.model.actionclip",
     "VideoTextModel": "actionclip.model.base",
     "ModelConfig": "actionclip.model.config",

@@ -233,9 +233,9 @@ def templates_from(args: argparse.Namespace) -> list[str] | None:
 
 def load_model(args: argparse.Namespace, frames: int | None = None) -> Any:
     """The torch model named by ``--model`` on ``--device`` in ``--dtype`` (see :func:`actionclip.load`)."""
-    from actionclip.loading.load import load
+    from actionclip.api import load
 
-    return load(args.model, device=args.device, dtype=getattr(args, "dtype", "auto"), frames=frames)
+    return load(args.model, device=args.device, dtype=getattr(args, "dtype", "auto"), frames=frames, backend="torch")
 
 
 def has_class_split(args: argparse.Namespace) -> bool:

@@ -289,14 +289,14 @@ class VideoTextModel:
         return sorted(zip(labels, probs.tolist()), key=lambda pair: -pair[1])
 
     def timeline(self, video: Any, labels: Sequence[str], **options: Any) -> Any:
-        """When each action happens in a long video: see :func:`actionclip.temporal.timeline.timeline`."""
-        from actionclip.temporal.timeline import timeline
+        """When each action happens in a long video: see :func:`actionclip.temporal.timeline.timeline`
+        (a workflow of the layer above, registered in :mod:`actionclip.model.conveniences`)."""
+        from actionclip.model.conveniences import workflow
 
-        return timeline(self, video, labels, **options)
+        return workflow("timeline")(self, video, labels, **options)
 
     def watch(self, source: Any, labels: Sequence[str], **options: Any) -> Iterator[Any]:
-        """Follow a live stream: see :func:`actionclip.temporal.live.watch`."""
-        from actionclip.temporal.live import watch
+        """Follow a live stream: see :func:`actionclip.temporal.live.watch` (registered like :meth:`timeline`)."""
+        from actionclip.model.conveniences import workflow
 
-        return watch(self, source, labels, **options)
-
+        return workflow("watch")(self, source, labels, **options)

@@ -72,7 +72,7 @@ def _load_model(args: argparse.Namespace):
     """The torch model, or the ONNX Runtime one for ``--backend onnx`` (which never imports torch)."""
     if args.backend == "onnx":
         try:
-            from actionclip.onnx import backend as onnx_backend
+            from actionclip.onnx import backend as onnx_backend  # noqa: F401 - fails here without onnxruntime
         except ImportError as exc:
             raise UsageError(f"--backend onnx: the ONNX backend cannot be loaded ({exc}); "
                              "install it with: pip install 'actionclip[onnx]'") from None
@@ -81,8 +81,9 @@ def _load_model(args: argparse.Namespace):
                              "'actionclip export MODEL --onnx DIR' (or its JSON file)")
         if args.dtype != "auto":
             raise UsageError(f"--backend onnx: --dtype {args.dtype} is not supported (the export's precision is used)")
-        providers = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
-        return onnx_backend.load(Path(args.model).expanduser(), providers=providers.get(args.device))
+        from actionclip.api import load
+
+        return load(args.model, device=args.device, backend="onnx")
     return options.load_model(args)
 
 
