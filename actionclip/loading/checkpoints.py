@@ -16,7 +16,7 @@ Formats, detected from the file's contents (not its name):
 - ``vificlip``, ``openvclip`` (Open-VCLIP and FROSTER): read by :mod:`actionclip.loading.vclip_formats`.
 
 Nothing here executes pickled code: files are read through :mod:`actionclip.loading.weights_io`.
-Every reader returns a :class:`~actionclip.loading.loaded.LoadedCheckpoint`.
+Every reader returns a :class:`~actionclip.model.loaded.LoadedCheckpoint`.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import torch
 
 from actionclip.errors import CheckpointError
 from actionclip.loading.hf_clip import hf_to_openai
-from actionclip.loading.loaded import LoadedCheckpoint, strip_prefix
+from actionclip.model.loaded import LoadedCheckpoint, strip_prefix
 from actionclip.loading.weights_io import is_torchscript, load_pickle, load_safetensors, torchscript_state_dict
 
 if TYPE_CHECKING:

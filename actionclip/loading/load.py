@@ -20,7 +20,7 @@ from actionclip.errors import UsageError
 if TYPE_CHECKING:
     import torch
 
-    from actionclip.loading.loaded import LoadedCheckpoint
+    from actionclip.model.loaded import LoadedCheckpoint
     from actionclip.loading.registry import ModelSpec
     from actionclip.model.config import ModelConfig
     from actionclip.model.module import VideoModule

@@ -13,7 +13,7 @@ import torch
 
 from actionclip.errors import CheckpointError, DownloadError
 from actionclip.loading.checkpoints import read_checkpoint
-from actionclip.loading.loaded import LoadedCheckpoint
+from actionclip.model.loaded import LoadedCheckpoint
 
 __all__ = ["openai_weights", "interpolate", "interpolation_ratio", "UNCAPPED", "FAMILIES"]
 

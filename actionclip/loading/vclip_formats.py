@@ -45,7 +45,7 @@ from typing import Any, Mapping
 import torch
 
 from actionclip.errors import CheckpointError
-from actionclip.loading.loaded import LoadedCheckpoint
+from actionclip.model.loaded import LoadedCheckpoint
 
 __all__ = ["detect"]
 

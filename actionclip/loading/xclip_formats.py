@@ -25,7 +25,7 @@ import torch
 
 from actionclip.errors import CheckpointError
 from actionclip.loading.hf_clip import hf_layers_to_openai, hf_qkv_to_openai, hf_to_openai
-from actionclip.loading.loaded import LoadedCheckpoint
+from actionclip.model.loaded import LoadedCheckpoint
 
 __all__ = ["read_mapping", "read_hf_folder", "hf_to_original", "is_original", "is_hf"]
 

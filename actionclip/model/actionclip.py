@@ -21,7 +21,7 @@ from actionclip.model.fusion import Fusion, fusion_from_state_dict
 from actionclip.model.module import VideoModule
 
 if TYPE_CHECKING:
-    from actionclip.loading.loaded import LoadedCheckpoint
+    from actionclip.model.loaded import LoadedCheckpoint
 
 __all__ = ["ActionCLIP"]
 

@@ -54,7 +54,7 @@ from actionclip.model.scoring import VideoFeatures
 from actionclip.model.xclip_layers import CrossFrameTransformer, MultiframeIntegration, PromptGenerator
 
 if TYPE_CHECKING:
-    from actionclip.loading.loaded import LoadedCheckpoint
+    from actionclip.model.loaded import LoadedCheckpoint
 
 __all__ = ["XCLIP", "XCLIPArch", "XCLIPNetwork", "default_config"]
 
