@@ -1,4 +1,5 @@
-"""The package's shape: no import cycles, commands independent of each other, a light CLI start.
+"""The package's shape: layers in order, no import cycles, commands independent of each other, a
+light CLI start.
 
 Imports are read from the source (every ``import`` and ``from actionclip...`` statement, including
 those inside functions), so a cycle hidden behind a lazy import is caught too.
@@ -35,6 +36,35 @@ def _import_graph() -> dict[str, set[str]]:
                 continue
             graph[name].update(t for t in targets if t in modules and t != name)
     return graph
+
+
+# The library's layers, lowest first (docs/ARCHITECTURE.md draws them): a module imports only from its
+# own layer or those below. ``actionclip`` itself (the package facade) names its public objects as
+# strings and imports nothing, so any layer may read ``actionclip.__version__``.
+LAYERS: list[tuple[str, tuple[str, ...]]] = [
+    ("core", ("", "errors", "files", "choices", "runtime")),
+    ("media", ("video", "text")),
+    ("model", ("model",)),
+    ("families", ("families",)),
+    ("loading", ("loading",)),
+    ("workflows", ("workflows", "temporal", "pipeline", "results")),
+    ("applications", ("collection", "training", "onnx", "bench", "serve", "_dev")),
+    ("api", ("api",)),
+    ("cli", ("cli", "__main__")),
+]
+
+
+def _layer(module: str) -> int:
+    top = module.split(".")[1] if "." in module else ""
+    for rank, (_, folders) in enumerate(LAYERS):
+        if top in folders:
+            return rank
+    raise AssertionError(f"{module}: in no layer of LAYERS (add its folder)")
+
+
+def _upward(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(f"{m} ({LAYERS[_layer(m)][0]}) -> {t} ({LAYERS[_layer(t)][0]})"
+                  for m, targets in graph.items() for t in targets if _layer(t) > _layer(m))
 
 
 def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -74,6 +104,16 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_the_cycle_finder_finds_a_cycle():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_the_layer_check_finds_an_upward_import():
+    graph = {"actionclip.model.base": {"actionclip.temporal.timeline", "actionclip.text.labels"},
+             "actionclip.temporal.timeline": set(), "actionclip.text.labels": set()}
+    assert _upward(graph) == ["actionclip.model.base (model) -> actionclip.temporal.timeline (workflows)"]
+
+
+def test_every_module_imports_only_from_its_layer_or_below():
+    assert _upward(_import_graph()) == []
 
 
 def test_no_import_cycles():
