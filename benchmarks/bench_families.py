@@ -41,10 +41,10 @@ def _actionclip(size: str, frames: int, fusion: str) -> Callable[[], Any]:
 
 
 def _vclip(family: str, clip_size: str) -> Callable[[], Any]:
-    """A family of actionclip.loading.vclip_families (its own config) on a random CLIP of ``clip_size``."""
+    """A family of actionclip.families.vclip (its own config) on a random CLIP of ``clip_size``."""
 
     def build() -> Any:
-        from actionclip.loading.vclip_families import FAMILIES
+        from actionclip.families.vclip import FAMILIES
         from actionclip.model.actionclip import ActionCLIP
         from actionclip.model.fusion import MeanPooling
         from actionclip.model.openvclip import FROSTER, OpenVCLIP

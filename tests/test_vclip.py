@@ -24,7 +24,7 @@ from actionclip._dev.vclip_weights import write_openvclip, write_vificlip
 from actionclip._dev.weights import random_clip_state_dict
 from actionclip.cli import main
 from actionclip.errors import CheckpointError, UsageError
-from actionclip.loading import vclip_families
+from actionclip.families import vclip as vclip_families
 from actionclip.loading.checkpoints import read_checkpoint
 from actionclip.loading.load import FAMILIES
 from actionclip.loading.registry import MODELS

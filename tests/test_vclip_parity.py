@@ -30,7 +30,7 @@ import torch.nn.functional as F
 import actionclip
 from actionclip._dev.vclip_weights import write_openvclip, write_vificlip
 from actionclip._dev.weights import SIZES, hf_config, random_clip_state_dict
-from actionclip.loading import vclip_families
+from actionclip.families import vclip as vclip_families
 from actionclip.loading.checkpoints import read_checkpoint
 
 transformers = pytest.importorskip("transformers")

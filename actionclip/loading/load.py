@@ -43,7 +43,7 @@ def _xclip_family() -> tuple["ModelConfig", Callable[["LoadedCheckpoint", "Model
 
 def _vclip_family(name: str) -> Callable[[], tuple[Any, Callable[..., Any]]]:
     def family() -> tuple[Any, Callable[..., Any]]:
-        from actionclip.loading.vclip_families import FAMILIES as VCLIP_FAMILIES
+        from actionclip.families.vclip import FAMILIES as VCLIP_FAMILIES
 
         return VCLIP_FAMILIES[name]()
 
@@ -54,7 +54,7 @@ def _vclip_family(name: str) -> Callable[[], tuple[Any, Callable[..., Any]]]:
 FAMILIES: dict[str, Callable[[], tuple[Any, Callable[..., Any]]]] = {
     "actionclip": _actionclip_family,
     "xclip": _xclip_family,
-    # ViFi-CLIP (an ActionCLIP with mean pooling), Open-VCLIP and FROSTER: actionclip.loading.vclip_families
+    # ViFi-CLIP (an ActionCLIP with mean pooling), Open-VCLIP and FROSTER: actionclip.families.vclip
     **{name: _vclip_family(name) for name in ("vificlip", "openvclip", "froster")},
 }
 

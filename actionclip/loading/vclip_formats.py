@@ -1,5 +1,5 @@
 """ViFi-CLIP, Open-VCLIP and FROSTER: recognising and reading their checkpoint files (the families
-that build models from them are :mod:`actionclip.loading.vclip_families`).
+that build models from them are :mod:`actionclip.families.vclip`).
 
 Facts from the original repositories (muzairkhattak/ViFi-CLIP, wengzejia1/Open-VCLIP,
 Visual-AI/FROSTER), read for this module; the code is ours.
@@ -10,7 +10,7 @@ Visual-AI/FROSTER), read for this module; the code is ours.
 text_projection}``, ``module.logit_scale`` and ``module.prompt_learner.complete_text_embeddings``
 (the training classes' token embeddings, which their own loader drops too). CLIP's token embedding
 is not in the file: it stays frozen at OpenAI ViT-B/16's values, so the family fetches it from the
-registry's ``clip-vit-b-16`` (:func:`~actionclip.loading.vclip_families.openai_weights`). The fully fine-tuned models use the plain
+registry's ``clip-vit-b-16`` (:func:`~actionclip.families.vclip.openai_weights`). The fully fine-tuned models use the plain
 prompt ``"a photo of a {}."`` (their ``CTX_INIT`` + label + ``.``), ImageNet's mean/std, short side
 256 then a 224 centre crop (mmcv's bilinear resize), 32 frames for the zero-shot model. The model is
 ActionCLIP with mean pooling: ``family="vificlip"`` is a config and a builder, the class is
@@ -27,7 +27,7 @@ Their test scripts run 8 frames, CLIP's mean/std, short side 224 and a centre cr
 test scripts then **interpolate** every weight with OpenAI CLIP's before testing
 (``TEST.PATCHING_RATIO``: ``r * CLIP + (1 - r) * file``, r = 0.5 for B/32 and B/16, 0.6 for L/14),
 and its released files are the un-interpolated SWA averages, so the family does the same
-(:func:`~actionclip.loading.vclip_families.interpolation_ratio`; set ``ckpt.meta["interpolation"]`` before
+(:func:`~actionclip.families.vclip.interpolation_ratio`; set ``ckpt.meta["interpolation"]`` before
 :func:`~actionclip.loading.load.build_model` to choose another ratio).
 FROSTER's scripts do not interpolate (``TEST.PATCHING_MODEL False``). A model saved by actionclip
 (:func:`~actionclip.loading.checkpoints.save_actionclip_checkpoint`) holds the weights it ran with
