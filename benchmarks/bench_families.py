@@ -44,12 +44,12 @@ def _vclip(family: str, clip_size: str) -> Callable[[], Any]:
     """A family of actionclip.families.vclip (its own config) on a random CLIP of ``clip_size``."""
 
     def build() -> Any:
-        from actionclip.families.vclip import FAMILIES
+        from actionclip.families import FAMILIES
         from actionclip.model.actionclip import ActionCLIP
         from actionclip.model.fusion import MeanPooling
         from actionclip.model.openvclip import FROSTER, OpenVCLIP
 
-        config, _ = FAMILIES[family]()
+        config = FAMILIES[family].default_config()
         cls = {"vificlip": ActionCLIP, "openvclip": OpenVCLIP, "froster": FROSTER}[family]
         return cls(_random_clip(clip_size), MeanPooling(), config).eval()
 
@@ -61,7 +61,10 @@ def _xclip(size: str, frames: int = 8) -> Callable[[], Any]:
         from actionclip._dev.xclip_weights import random_xclip
         from actionclip.model.xclip import XCLIP
 
-        return XCLIP(random_xclip(size, frames), name=f"random X-CLIP {size}-{frames}f").eval()
+        from actionclip.families.xclip import default_config
+
+        return XCLIP(random_xclip(size, frames), default_config().replace(frames=frames),
+                     name=f"random X-CLIP {size}-{frames}f").eval()
 
     return build
 

@@ -86,3 +86,26 @@ def test_a_numpy_backend_answers_the_whole_contract_with_its_defaults():
     assert (model.name, model.source, model.fingerprint) == ("m", "/x.pt", "sha256:0")
     with pytest.raises(NotImplementedError, match="Bare"):
         model.fuse(a)
+
+
+def test_every_family_has_one_record_with_its_config_builder_and_test_weights():
+    import importlib
+
+    from actionclip.families import FAMILIES
+    from actionclip.loading.registry import MODELS
+    from actionclip.model.config import ModelConfig
+
+    assert {spec.family for spec in MODELS.values()} <= set(FAMILIES)
+    for name, record in FAMILIES.items():
+        assert record.name == name and isinstance(record.default_config(), ModelConfig)
+        module, function = record.test_weights.split(":")
+        assert callable(getattr(importlib.import_module(module), function)), record.test_weights
+
+
+def test_uncapped_temperature_is_one_value():
+    from actionclip.families import FAMILIES
+    from actionclip.model.config import MAX_LOGIT_SCALE, UNCAPPED_LOGIT_SCALE
+
+    caps = {name: record.default_config().max_logit_scale for name, record in FAMILIES.items()}
+    assert caps == {"actionclip": MAX_LOGIT_SCALE, "xclip": UNCAPPED_LOGIT_SCALE, "vificlip": UNCAPPED_LOGIT_SCALE,
+                    "openvclip": UNCAPPED_LOGIT_SCALE, "froster": UNCAPPED_LOGIT_SCALE}

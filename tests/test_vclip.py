@@ -26,7 +26,7 @@ from actionclip.cli import main
 from actionclip.errors import CheckpointError, UsageError
 from actionclip.families import vclip as vclip_families
 from actionclip.loading.checkpoints import read_checkpoint
-from actionclip.loading.load import FAMILIES
+from actionclip.families import FAMILIES
 from actionclip.loading.registry import MODELS
 from cli_support import error_lines, make_video, run_cli
 
@@ -41,7 +41,7 @@ def openai_sd():
 
 @pytest.fixture(autouse=True)
 def _openai_from_memory(monkeypatch, openai_sd):
-    monkeypatch.setattr(vclip_families, "openai_weights", lambda clip_sd, why: openai_sd)
+    monkeypatch.setattr(vclip_families, "openai_weights", lambda clip_sd, why, fetch: openai_sd)
 
 
 @pytest.fixture(scope="module")

@@ -170,7 +170,7 @@ def _openai_from_memory(monkeypatch, openai_sd):
     """The families fetch OpenAI's weights through the registry; here they are a tiny random CLIP."""
     calls = []
 
-    def fake(clip_sd, why):
+    def fake(clip_sd, why, fetch):
         calls.append(why)
         return openai_sd
 

@@ -1,24 +1,25 @@
-"""The ViFi-CLIP, Open-VCLIP and FROSTER families: default configs and builders for
-:data:`actionclip.loading.load.FAMILIES`, and the OpenAI CLIP weights two of them need at build time
-(ViFi-CLIP's token embedding; Open-VCLIP's test-time weight interpolation). The files themselves are
-read by :mod:`actionclip.loading.vclip_formats`; the facts behind the rules are in its notes.
+"""The ViFi-CLIP, Open-VCLIP and FROSTER family records (:data:`actionclip.families.FAMILIES`):
+default configs and builders, and the OpenAI CLIP weights two of them need at build time
+(ViFi-CLIP's token embedding; Open-VCLIP's test-time weight interpolation), which the loader's
+``fetch`` reads from the registry. The files themselves are read by
+:mod:`actionclip.loading.vclip_formats`; the facts behind the rules are in its notes.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Callable, Mapping
-
-import torch
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from actionclip.errors import CheckpointError, DownloadError
-from actionclip.loading.checkpoints import read_checkpoint
+from actionclip.families.record import Family, Fetch
 from actionclip.model.loaded import LoadedCheckpoint
 
-__all__ = ["openai_weights", "interpolate", "interpolation_ratio", "UNCAPPED", "FAMILIES"]
+if TYPE_CHECKING:
+    import torch
 
-#: The originals never cap ``exp(logit_scale)``; a bound it never reaches keeps exported JSON finite.
-UNCAPPED = 1e4
+    from actionclip.model.config import ModelConfig
+
+__all__ = ["openai_weights", "interpolate", "interpolation_ratio", "FAMILIES"]
 
 # (image width, patch size) -> the registry entry holding OpenAI's weights of that architecture, and
 # the share of them Open-VCLIP's test scripts mix in (TEST.PATCHING_RATIO in script/testing/*).
@@ -27,17 +28,16 @@ _OPENAI_BY_SHAPE = {(768, 32): ("clip-vit-b-32", 0.5), (768, 16): ("clip-vit-b-1
 # --- OpenAI's weights, and interpolating with them -------------------------------------------------
 
 
-def openai_weights(clip_sd: Mapping[str, torch.Tensor], why: str) -> dict[str, torch.Tensor]:
-    """OpenAI CLIP's state dict for the architecture of ``clip_sd``, from the registry (downloaded
-    and cached on first use). ``why`` opens any error message: what needs the weights."""
-    from actionclip.loading.download import download
-
+def openai_weights(clip_sd: Mapping[str, torch.Tensor], why: str, fetch: Fetch) -> dict[str, torch.Tensor]:
+    """OpenAI CLIP's state dict for the architecture of ``clip_sd``, from the registry through
+    ``fetch`` (downloaded and cached on first use). ``why`` opens any error message: what needs the
+    weights."""
     shape = _image_shape(clip_sd)
     if shape not in _OPENAI_BY_SHAPE:
         raise CheckpointError(f"{why}; no OpenAI CLIP of image width/patch {shape} is in the registry")
     name = _OPENAI_BY_SHAPE[shape][0]
     try:
-        return read_checkpoint(download(name)).clip_state_dict
+        return dict(fetch(name))
     except DownloadError as exc:
         raise DownloadError(f"{why}; OpenAI's weights are the registry's {name!r}, which could not be fetched: "
                             f"{exc}") from None
@@ -76,35 +76,36 @@ def interpolate(finetuned: Mapping[str, torch.Tensor], original: Mapping[str, to
     return out
 
 
-# --- families (actionclip.loading.load.FAMILIES) --------------------------------------------------
+# --- the family records (actionclip.families.FAMILIES) ----------------------------------------------
 
 
-def _build_vificlip(ckpt: LoadedCheckpoint, config: Any) -> Any:
+def _build_vificlip(ckpt: LoadedCheckpoint, config: ModelConfig, fetch: Fetch) -> Any:
     from actionclip.model.actionclip import ActionCLIP
 
     sd = ckpt.clip_state_dict
     if "token_embedding.weight" not in sd:
         why = f"{ckpt.path}: ViFi-CLIP files leave out CLIP's token embedding (it stays at OpenAI CLIP's values)"
-        sd = {**sd, "token_embedding.weight": openai_weights(sd, why)["token_embedding.weight"]}
+        sd = {**sd, "token_embedding.weight": openai_weights(sd, why, fetch)["token_embedding.weight"]}
     return ActionCLIP.from_checkpoint(replace(ckpt, clip_state_dict=sd), config)
 
 
-def _builder(cls_name: str, interpolates: bool) -> Callable[[LoadedCheckpoint, Any], Any]:
-    def build(ckpt: LoadedCheckpoint, config: Any) -> Any:
+def _builder(cls_name: str, interpolates: bool) -> Callable[[LoadedCheckpoint, ModelConfig, Fetch], Any]:
+    def build(ckpt: LoadedCheckpoint, config: ModelConfig, fetch: Fetch) -> Any:
         from actionclip.model import openvclip
 
         ratio = interpolation_ratio(ckpt) if interpolates else 0.0
         if ratio and ckpt.format == "openvclip":  # a released file: interpolate as their test script does
             why = (f"{ckpt.path}: Open-VCLIP is tested with its weights interpolated with OpenAI CLIP's "
                    f"({ratio:g} x CLIP + {1 - ratio:g} x the file)")
-            sd = interpolate(ckpt.clip_state_dict, openai_weights(ckpt.clip_state_dict, why), ratio, str(ckpt.path))
+            sd = interpolate(ckpt.clip_state_dict, openai_weights(ckpt.clip_state_dict, why, fetch), ratio, str(ckpt.path))
             ckpt = replace(ckpt, clip_state_dict=sd)
         return getattr(openvclip, cls_name).from_checkpoint(ckpt, config)
 
     return build
 
 
-def _family_config(family: str) -> Any:
+def _family_config(family: str) -> ModelConfig:
+    from actionclip.model.config import UNCAPPED_LOGIT_SCALE as UNCAPPED
     from actionclip.model.config import ModelConfig
     from actionclip.model.openvclip import FROSTER_TEMPLATES, OPENVCLIP_TEMPLATES
     from actionclip.video.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
@@ -117,9 +118,11 @@ def _family_config(family: str) -> Any:
                        preprocessing=Preprocessing(resize_ratio=1.0, interpolation="bilinear"))
 
 
-#: family name -> () -> (default ModelConfig, builder(checkpoint, config)), for load.FAMILIES
-FAMILIES: dict[str, Callable[[], tuple[Any, Callable[..., Any]]]] = {
-    "vificlip": lambda: (_family_config("vificlip"), _build_vificlip),
-    "openvclip": lambda: (_family_config("openvclip"), _builder("OpenVCLIP", interpolates=True)),
-    "froster": lambda: (_family_config("froster"), _builder("FROSTER", interpolates=False)),
-}
+FAMILIES = (
+    Family("vificlip", lambda: _family_config("vificlip"), _build_vificlip,
+           "actionclip._dev.vclip_weights:write_vificlip"),
+    Family("openvclip", lambda: _family_config("openvclip"), _builder("OpenVCLIP", interpolates=True),
+           "actionclip._dev.vclip_weights:write_openvclip"),
+    Family("froster", lambda: _family_config("froster"), _builder("FROSTER", interpolates=False),
+           "actionclip._dev.vclip_weights:write_openvclip"),
+)

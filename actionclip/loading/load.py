@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING
 
 from actionclip.errors import UsageError
 
@@ -25,49 +25,29 @@ if TYPE_CHECKING:
     from actionclip.model.config import ModelConfig
     from actionclip.model.module import VideoModule
 
-__all__ = ["load", "build_model", "FAMILIES"]
+__all__ = ["load", "build_model", "fetch_clip_weights"]
 
 
-def _actionclip_family() -> tuple["ModelConfig", Callable[["LoadedCheckpoint", "ModelConfig"], "VideoModule"]]:
-    from actionclip.model.actionclip import ActionCLIP
-    from actionclip.model.config import ModelConfig
+def fetch_clip_weights(name: str) -> dict[str, "torch.Tensor"]:
+    """A registry model's CLIP state dict (downloaded and cached on first use): the ``fetch`` a
+    family record is handed when its builder needs another model's weights."""
+    from actionclip.loading.checkpoints import read_checkpoint
+    from actionclip.loading.download import download
 
-    return ModelConfig(), ActionCLIP.from_checkpoint
-
-
-def _xclip_family() -> tuple["ModelConfig", Callable[["LoadedCheckpoint", "ModelConfig"], "VideoModule"]]:
-    from actionclip.model.xclip import XCLIP, default_config
-
-    return default_config(), XCLIP.from_checkpoint
-
-
-def _vclip_family(name: str) -> Callable[[], tuple[Any, Callable[..., Any]]]:
-    def family() -> tuple[Any, Callable[..., Any]]:
-        from actionclip.families.vclip import FAMILIES as VCLIP_FAMILIES
-
-        return VCLIP_FAMILIES[name]()
-
-    return family
-
-
-# family name -> () -> (default config, builder(checkpoint, config)); imported on use
-FAMILIES: dict[str, Callable[[], tuple[Any, Callable[..., Any]]]] = {
-    "actionclip": _actionclip_family,
-    "xclip": _xclip_family,
-    # ViFi-CLIP (an ActionCLIP with mean pooling), Open-VCLIP and FROSTER: actionclip.families.vclip
-    **{name: _vclip_family(name) for name in ("vificlip", "openvclip", "froster")},
-}
+    return read_checkpoint(download(name)).clip_state_dict
 
 
 def build_model(ckpt: "LoadedCheckpoint", *, spec: "ModelSpec | None" = None,
                 frames: int | None = None) -> "VideoModule":
     """The model a read checkpoint describes, with its config (family default < file < registry
     entry < ``frames``). On the CPU, in fp32."""
+    from actionclip.families import FAMILIES
+
     family = spec.family if spec is not None else ckpt.family
     if family not in FAMILIES:
         raise UsageError(f"{ckpt.path}: unknown model family {family!r}")
-    default, build = FAMILIES[family]()
-    config = default.updated(ckpt.config)
+    record = FAMILIES[family]
+    config = record.default_config().updated(ckpt.config)
     if spec is not None:
         config = config.updated(spec.config).replace(frames=spec.frames)
     config = config.replace(frames=ckpt.num_frames)  # what the weights were built for wins over the entry
@@ -75,7 +55,7 @@ def build_model(ckpt: "LoadedCheckpoint", *, spec: "ModelSpec | None" = None,
         if int(frames) < 1:
             raise UsageError(f"frames must be at least 1, got {frames}")
         config = config.replace(frames=int(frames))
-    return build(ckpt, config)
+    return record.build(ckpt, config, fetch_clip_weights)
 
 
 def load(

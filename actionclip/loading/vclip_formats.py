@@ -33,7 +33,7 @@ FROSTER's scripts do not interpolate (``TEST.PATCHING_MODEL False``). A model sa
 (:func:`~actionclip.loading.checkpoints.save_actionclip_checkpoint`) holds the weights it ran with
 and its family, and is never interpolated again.
 
-All three apply no cap to CLIP's learned temperature (``vclip_families.UNCAPPED``).
+All three apply no cap to CLIP's learned temperature (``model.config.UNCAPPED_LOGIT_SCALE``).
 """
 
 from __future__ import annotations

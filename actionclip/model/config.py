@@ -18,10 +18,13 @@ from actionclip.text.templates import TEMPLATES, check_template
 from actionclip.video.preprocess import Preprocessing
 from actionclip.video.sampling import SAMPLING_MODES
 
-__all__ = ["ModelConfig", "MAX_LOGIT_SCALE"]
+__all__ = ["ModelConfig", "MAX_LOGIT_SCALE", "UNCAPPED_LOGIT_SCALE"]
 
 # CLIP caps its learned temperature at 100; ActionCLIP's test script uses exactly 100.
 MAX_LOGIT_SCALE = 100.0
+#: "no cap" (X-CLIP, ViFi-CLIP, Open-VCLIP and FROSTER never cap ``exp(logit_scale)``): a bound the
+#: learned temperature never reaches, finite so that exported JSON stays valid JSON
+UNCAPPED_LOGIT_SCALE = 1e4
 
 
 @dataclass(frozen=True)

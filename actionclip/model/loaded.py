@@ -25,7 +25,7 @@ class LoadedCheckpoint:
     fusion_eps: float = 1e-12  # the original's LayerNorm eps in the Transf head
     clip_overrides: dict[str, Any] = field(default_factory=dict)  # config fields a state dict can't show
     meta: dict[str, Any] = field(default_factory=dict)
-    family: str = "actionclip"  # which model family builds it (actionclip.loading.load.FAMILIES)
+    family: str = "actionclip"  # which model family builds it (actionclip.families.FAMILIES)
     config: dict[str, Any] = field(default_factory=dict)  # ModelConfig overrides the file carries
 
 

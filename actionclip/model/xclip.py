@@ -23,7 +23,7 @@ How that fits the contract of :class:`~actionclip.model.base.VideoTextModel`:
 * ``frame_independent`` is False: a frame's embedding depends on its clip, so timelines encode each
   window whole.
 
-``exp(logit_scale)`` is not capped (``max_logit_scale`` is infinite in X-CLIP's config): the
+``exp(logit_scale)`` is not capped (X-CLIP's config sets ``max_logit_scale`` to ``UNCAPPED_LOGIT_SCALE``, see actionclip/families/xclip.py): the
 original and ``transformers`` use the learned value as it is.
 
 Parameter names are the original release's (``visual.transformer.resblocks.N.message_attn``,
@@ -56,7 +56,7 @@ from actionclip.model.xclip_layers import CrossFrameTransformer, MultiframeInteg
 if TYPE_CHECKING:
     from actionclip.model.loaded import LoadedCheckpoint
 
-__all__ = ["XCLIP", "XCLIPArch", "XCLIPNetwork", "default_config"]
+__all__ = ["XCLIP", "XCLIPArch", "XCLIPNetwork"]
 
 # Keys of the original release that stay at the top level in our module tree (the rest is text).
 _TOP_PREFIXES = ("visual.", "mit.", "prompts_generator.", "prompts_visual_ln.")
@@ -65,16 +65,6 @@ _TOP_KEYS = ("prompts_visual_proj", "logit_scale")
 # (video, prompt) rows per prompt-generator call: bounds its [rows, 4D] MLP activation (~130 MB
 # in fp32 for D = 512) when thousands of labels meet a batch of videos.
 _GENERATOR_ROWS = 16384
-
-
-def default_config() -> ModelConfig:
-    """X-CLIP's input and scoring conventions: ImageNet mean/std, bilinear resize (mmcv's, which
-    its test pipeline uses), short side 256 -> centre 224, the bare label as the prompt, TSN
-    segment centres, and an uncapped temperature."""
-    from actionclip.video.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
-
-    return ModelConfig(frames=8, templates=("{}",), max_logit_scale=math.inf,
-                       preprocessing=Preprocessing(mean=IMAGENET_MEAN, std=IMAGENET_STD, interpolation="bilinear"))
 
 
 @dataclass(frozen=True)
@@ -199,10 +189,10 @@ class XCLIP(VideoModule):
                          "text tower); an xclip model needs others (its frames interact inside the image "
                          "tower and its text depends on the video), which are not written yet")
 
-    def __init__(self, net: XCLIPNetwork, config: ModelConfig | None = None, *, name: str | None = None,
+    def __init__(self, net: XCLIPNetwork, config: ModelConfig, *, name: str | None = None,
                  source_format: str | None = None):
+        """``config``: X-CLIP's conventions (``actionclip.families.xclip.default_config()``) with the frames."""
         super().__init__()
-        config = config or default_config().replace(frames=net.mit.frames)
         if config.frames != net.mit.frames:
             raise UsageError(f"frames={config.frames}: this X-CLIP model integrates exactly {net.mit.frames} "
                              "frames per clip (its weights are built for that many)")
