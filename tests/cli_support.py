@@ -1,4 +1,4 @@
-"""Helpers shared by the CLI test files: a tiny checkpoint, small videos, and a CLI runner."""
+"""Helpers shared by the CLI test files: small videos and a CLI runner (the checkpoint fixtures are in conftest.py)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def ckpt(tiny_checkpoint) -> Path:
-    """The session's tiny random checkpoint (original ActionCLIP format, Transf, 8 frames)."""
-    return Path(tiny_checkpoint)
 
 
 def make_video(path: Path, seconds: float = 1.0, size: tuple[int, int] = (64, 48), fps: float = 10) -> Path:

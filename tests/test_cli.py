@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from actionclip.cli import main
-from cli_support import REPO_ROOT, ckpt, error_lines, json_lines, make_video, run_cli  # noqa: F401
+from cli_support import REPO_ROOT, error_lines, json_lines, make_video, run_cli
 
 LABELS = ["running", "walking", "playing guitar"]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from actionclip.cli import main
-from cli_support import ckpt, error_lines, json_lines, make_video, run_cli  # noqa: F401
+from cli_support import error_lines, json_lines, make_video, run_cli
 
 LABELS = ["--text", "running", "--text", "walking"]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from actionclip.workflows import label_cache
-from cli_support import REPO_ROOT, ckpt, make_video  # noqa: F401
+from cli_support import REPO_ROOT, make_video
 from index_support import ToyModel
 
 LABELS = ["running", "Playing  Guitar", "cooking"]

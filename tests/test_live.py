@@ -22,7 +22,7 @@ import pytest
 from actionclip.errors import UsageError, VideoError
 from actionclip.temporal.live import LiveSummary, LiveUpdate, watch
 from actionclip.video.stream import parse_source
-from timeline_support import LABELS, arranged, arranged_model, colour_video, meanp_checkpoint  # noqa: F401
+from timeline_support import LABELS, colour_video
 
 SCRIPT = [("red", 2.0), ("green", 2.0), ("grey", 2.0), ("blue", 2.0)]  # juggling, swimming, -, dancing
 LIVE = dict(window=1.0, frames=4, every=0.5)

@@ -12,7 +12,7 @@ import math
 
 import pytest
 
-from cli_support import ckpt, run_cli  # noqa: F401
+from cli_support import run_cli
 
 pytestmark = [pytest.mark.shared_data, pytest.mark.slow]
 

@@ -10,7 +10,7 @@ from actionclip.errors import UsageError
 from actionclip.temporal.frames import FrameEncoder, iter_windows
 from actionclip.temporal.plan import plan_sampling
 from actionclip.temporal.segments import find_segments, hysteresis_runs, merge_runs, smooth_scores, top_labels
-from timeline_support import LABELS, arranged, arranged_model, colour_video, meanp_checkpoint  # noqa: F401
+from timeline_support import LABELS, colour_video
 
 # ---------------------------------------------------------------------------------------------------
 # Sampling plan and the frame-embedding cache (no model needed)

@@ -1,11 +1,10 @@
 """Helpers shared by the timeline and live test files: a tiny model whose embeddings are arranged so
-that a frame's colour names one label, videos made of coloured stretches, and their fixtures.
+that a frame's colour names one label, videos made of coloured stretches (the fixtures built on them are in conftest.py).
 """
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
 # The arranged model is a real tiny checkpoint (meanP fusion, so a window's embedding is the mean of
@@ -75,28 +74,3 @@ def colour_video(path, segments, fps=10, size=(64, 48), gop=10):
         cuts.append(t)
     write_video(path, np.stack(frames), fps=fps, gop=gop)
     return cuts[:-1]
-
-
-@pytest.fixture(scope="module")
-def meanp_checkpoint(tmp_path_factory):
-    """A tiny random checkpoint with meanP fusion (a window's embedding is the mean of its frames')."""
-    from actionclip._dev.weights import write_checkpoint
-
-    return write_checkpoint(tmp_path_factory.mktemp("ckpt") / "meanp.pt", fusion="meanP")
-
-
-@pytest.fixture(scope="module")
-def arranged_model(meanp_checkpoint):
-    """(model, calls): the arranged model, once per test module, and its encoder-call counter."""
-    import actionclip
-
-    model = actionclip.load(meanp_checkpoint, dtype="fp32")
-    return model, arrange(model)
-
-
-@pytest.fixture
-def arranged(arranged_model):
-    """The arranged model with its encoder-call counter reset."""
-    model, calls = arranged_model
-    calls.update(images=0, calls=0)
-    return model, calls
