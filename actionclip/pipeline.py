@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures as cf
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -56,7 +56,7 @@ def prefetch(
     workers: int = 2,
     ahead: int | None = None,
     processes: bool = False,
-) -> Iterator[tuple[T, R | Exception]]:
+) -> Generator[tuple[T, R | Exception], None, None]:
     """Yield ``(item, fn(item))`` for each item, in input order, computing ahead in a worker pool.
 
     Args:
@@ -122,7 +122,7 @@ def encode_videos(
     batch_size: int = 1,
     workers: int | None = None,
     processes: bool = False,
-) -> Iterator[tuple[list[T], Any]]:
+) -> Generator[tuple[list[T], Any], None, None]:
     """Decode ahead, encode in batches: the loop of ``classify`` on files, ``eval`` and ``index``.
 
     ``prepare(item)`` gives an item's normalised views ``[V, T, 3, R, R]`` (every item the same V);

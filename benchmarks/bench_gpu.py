@@ -22,6 +22,7 @@ bench``); ``--device cpu --model tiny`` exercises its logic anywhere.
 
 from __future__ import annotations
 
+import functools
 import argparse
 import statistics
 import sys
@@ -60,10 +61,11 @@ def model_only(model, device: str, dtype: torch.dtype, batches: list[int], varia
                 fn = gpu.maybe_compile(model.encode_video, True)
             else:
                 fn = gpu.CudaGraphEncoder(model.encode_video)
+            out_of_memory = torch.cuda.OutOfMemoryError if device.startswith("cuda") else MemoryError
             try:
                 with torch.inference_mode():
-                    seconds = _median_time(lambda: fn(pixels), device, repeats)
-            except torch.cuda.OutOfMemoryError if device.startswith("cuda") else MemoryError:
+                    seconds = _median_time(functools.partial(fn, pixels), device, repeats)
+            except out_of_memory:
                 print(f"  batch {batch:5d} {variant:8s}: out of memory")
                 torch.cuda.empty_cache()
                 continue

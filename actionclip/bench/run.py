@@ -26,6 +26,7 @@ stalling the run for minutes.
 
 from __future__ import annotations
 
+import functools
 import contextlib
 import datetime as _dt
 import json
@@ -162,7 +163,7 @@ def matmul_gflops(device: str, dtype: torch.dtype, max_n: int | None = None, bud
     while True:
         a = torch.randn(n, n, device=device).to(dtype)
         b = torch.randn(n, n, device=device).to(dtype)
-        times = time_call(lambda: a @ b, device, repeats=5, budget_s=max(0.2, budget_s / 4))
+        times = time_call(functools.partial(torch.matmul, a, b), device, repeats=5, budget_s=max(0.2, budget_s / 4))
         best = max(best, 2 * n**3 / min(times) / 1e9)
         if min(times) > 0.25 or n >= max_n or time.perf_counter() - started > budget_s:
             return best
@@ -327,10 +328,10 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = print) -> tuple[lis
         header["clip"] = str(video_path)
         # FLOPs per unit, counted once in fp32 on CPU
         one = torch.randn(1, t, 3, r, r, generator=gen)
-        flops_clip = count_flops(lambda: model.encode_video(one))
+        flops_clip = count_flops(functools.partial(model.encode_video, one))
         # text FLOPs: what encode_labels needs (each batch stops at its longest prompt), per prompt
         sample = _text_labels(cfg, "cpu", labels)
-        flops_prompt = count_flops(lambda: model.encode_labels(sample)) / (len(sample) * len(templates))
+        flops_prompt = count_flops(functools.partial(model.encode_labels, sample)) / (len(sample) * len(templates))
         header.update(flops_per_clip=flops_clip, flops_per_prompt=flops_prompt, prompts=len(prompts))
         onnx_models = _onnx_models(model, cfg, Path(tmp), header, log) if cfg.onnx else {}
         for device in _devices(cfg.devices):

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, cast
 
 import numpy as np
 
@@ -142,7 +142,7 @@ class _Writer:
         self.paths.append(job.path)
 
     def due(self) -> bool:
-        return len(self.paths) >= COMMIT_VIDEOS or (self.paths and time.monotonic() - self.last >= COMMIT_SECONDS)
+        return len(self.paths) >= COMMIT_VIDEOS or bool(self.paths and time.monotonic() - self.last >= COMMIT_SECONDS)
 
     def flush(self) -> None:
         if self.paths:
@@ -268,6 +268,7 @@ def index(
             from actionclip.loading.load import load
 
             model = load(requested, device=device, dtype=dtype or (meta["model"].get("dtype") if meta else None))
+        model = cast("VideoTextModel", model)  # a name or a path was loaded just above
         if meta:  # options not given keep the index's own
             frames, clips, crops = frames or meta["frames"], clips or meta["clips"], crops or meta["crops"]
             if window is None and stride is None:

@@ -24,6 +24,7 @@ import numpy as np
 from actionclip.collection.store import Store, column_array, from_rows, require_lancedb
 
 if TYPE_CHECKING:
+    from actionclip.collection.build import BuildReport
     from actionclip.model.base import VideoTextModel
 
 __all__ = ["Index", "Hit", "Classification", "open_index"]
@@ -76,18 +77,19 @@ class Index:
     """An index folder opened for queries. The model is the one it was built with, loaded on first
     use (or ``model``, checked against the index's record)."""
 
-    def __init__(self, path: str | os.PathLike, *, model: VideoTextModel | str | os.PathLike | None = None, device: str = "auto", dtype: str | None = None):
+    def __init__(self, path: str | os.PathLike, *, model: VideoTextModel | None = None, device: str = "auto",
+                 dtype: str | None = None):
         require_lancedb()
         self.store = Store(path)
         self.path = self.store.path
         self.meta = self.store.read_meta()
-        self.report = None  # the BuildReport of the run that returned this index, if any
+        self.report: BuildReport | None = None  # the BuildReport of the run that returned this index, if any
         self._device, self._dtype = device, dtype
         self._model = model
         self._checked = model is None
 
     @property
-    def model(self) -> Any:
+    def model(self) -> VideoTextModel:
         import actionclip.collection.model_ref as model_ref
 
         if self._model is None:
@@ -197,8 +199,9 @@ class Index:
 
         labels = check_labels(labels)
         model = self.model
-        templates = list(templates) if templates and not isinstance(templates, str) else \
-            ([templates] if templates else model.templates)
+        if isinstance(templates, str):
+            templates = [templates]
+        templates = list(templates) if templates else model.templates
         label_emb = encode_labels(model, labels, templates)
         videos: list[str] = []
         paths: list[str] = []
@@ -224,6 +227,7 @@ class Index:
                               meta["crops"], key)
 
 
-def open_index(path: str | os.PathLike, *, model: VideoTextModel | str | os.PathLike | None = None, device: str = "auto", dtype: str | None = None) -> Index:
+def open_index(path: str | os.PathLike, *, model: VideoTextModel | None = None, device: str = "auto",
+               dtype: str | None = None) -> Index:
     """Open an index folder for :meth:`Index.search` and :meth:`Index.classify`."""
     return Index(path, model=model, device=device, dtype=dtype)

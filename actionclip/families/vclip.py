@@ -54,7 +54,8 @@ def interpolation_ratio(ckpt: LoadedCheckpoint) -> float:
     they have none)."""
     if "interpolation" in ckpt.meta:
         return float(ckpt.meta["interpolation"])
-    return _OPENAI_BY_SHAPE.get(_image_shape(ckpt.clip_state_dict), ("", 0.5))[1]
+    shape = _image_shape(ckpt.clip_state_dict)
+    return _OPENAI_BY_SHAPE[shape][1] if shape in _OPENAI_BY_SHAPE else 0.5
 
 
 def interpolate(finetuned: Mapping[str, torch.Tensor], original: Mapping[str, torch.Tensor], ratio: float,

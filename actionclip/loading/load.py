@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 
     from actionclip.model.loaded import LoadedCheckpoint
     from actionclip.loading.registry import ModelSpec
-    from actionclip.model.config import ModelConfig
     from actionclip.model.module import VideoModule
 
 __all__ = ["load", "build_model", "fetch_clip_weights"]

@@ -30,7 +30,7 @@ here imports upward.
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Generator, Sequence
 
 import numpy as np
 
@@ -67,8 +67,7 @@ class VideoTextModel:
     family: str | None = None
     #: where the weights were read from (a path), None when unknown
     source: str | None = None
-    #: tokens per prompt the text encoder takes
-    context_length: int = 77
+    _context_length: int = 77
     #: why this model cannot be exported to ONNX (None: it can)
     onnx_export_error: str | None = None
     #: what the weights are (set by actionclip.load; see actionclip.loading.identity): None = unknown,
@@ -101,6 +100,11 @@ class VideoTextModel:
             self.fingerprint = fingerprint
 
     # --- what the config says ---------------------------------------------------------------------
+
+    @property
+    def context_length(self) -> int:
+        """Tokens per prompt the text encoder takes (CLIP's 77 unless the weights say otherwise)."""
+        return self._context_length
 
     @property
     def num_frames(self) -> int:
@@ -174,7 +178,7 @@ class VideoTextModel:
 
     def encode_tokens(self, tokens: Any) -> Any:  # pragma: no cover - abstract
         """Token ids ``[N, context_length]`` (numpy int64) -> text embeddings ``[N, D]``. A subclass
-        also sets ``context_length``."""
+        also answers ``context_length``."""
         raise NotImplementedError
 
     def encode_text(self, texts: Sequence[str] | str) -> Any:
@@ -295,7 +299,7 @@ class VideoTextModel:
 
         return workflow("timeline")(self, video, labels, **options)
 
-    def watch(self, source: Any, labels: Sequence[str], **options: Any) -> Iterator[Any]:
+    def watch(self, source: Any, labels: Sequence[str], **options: Any) -> Generator[Any, None, None]:
         """Follow a live stream: see :func:`actionclip.temporal.live.watch` (registered like :meth:`timeline`)."""
         from actionclip.model.conveniences import workflow
 

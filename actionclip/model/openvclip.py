@@ -20,7 +20,8 @@ with four differences, each taken from their code (``TemporalClipVideo``):
 
 Their templates are 28 sentences (``a photo of {}.`` ... ``a demonstration of a person practicing
 {}.``); FROSTER adds the bare label and writes its prompts differently (:class:`FROSTER`). Weights,
-test-time weight interpolation and formats are :mod:`actionclip.families.vclip`' and :mod:`actionclip.loading.vclip_formats`' business.
+test-time weight interpolation and formats are :mod:`actionclip.families.vclip`' and
+:mod:`actionclip.loading.vclip_formats`' business.
 """
 
 from __future__ import annotations

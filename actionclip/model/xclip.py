@@ -23,8 +23,8 @@ How that fits the contract of :class:`~actionclip.model.base.VideoTextModel`:
 * ``frame_independent`` is False: a frame's embedding depends on its clip, so timelines encode each
   window whole.
 
-``exp(logit_scale)`` is not capped (X-CLIP's config sets ``max_logit_scale`` to ``UNCAPPED_LOGIT_SCALE``, see actionclip/families/xclip.py): the
-original and ``transformers`` use the learned value as it is.
+``exp(logit_scale)`` is not capped (X-CLIP's config, actionclip/families/xclip.py, sets
+``max_logit_scale`` to ``UNCAPPED_LOGIT_SCALE``): the original and ``transformers`` use the learned value as it is.
 
 Parameter names are the original release's (``visual.transformer.resblocks.N.message_attn``,
 ``mit.*``, ``prompts_generator.*``, ``prompts_visual_ln``, ``prompts_visual_proj``, text at the top

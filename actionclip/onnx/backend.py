@@ -67,7 +67,7 @@ class OnnxActionCLIP(VideoTextModel):
             self.family = meta.get("family", "actionclip")  # only ActionCLIP-shaped models export
             self.fusion_type = meta["fusion"]
             self.embed_dim = int(meta["embed_dim"])
-            self.context_length = int(meta["context_length"])
+            self._context_length = int(meta["context_length"])
             self._logit_scale = float(meta["logit_scale"])
             self.inputs = dict(meta["inputs"])  # graph -> its input name
             self.config = _config(meta)

@@ -1,8 +1,5 @@
 """Export an ActionCLIP model to three ONNX graphs in the layout of ailia's published ActionCLIP.
 
-if TYPE_CHECKING:
-    from actionclip.model.base import VideoTextModel
-
 ``{stem}-image_clip.onnx``  ``images`` float32 [B*T, 3, R, R]  -> ``image_features`` [B*T, D]
 ``{stem}-text_clip.onnx``   ``tokens`` int64 [N, L<=77]        -> ``text_features`` [N, D]
 ``{stem}-fusion.onnx``      ``frame_features`` float32 [B, T, D] -> ``fused_image_features`` [B, D]
@@ -30,13 +27,17 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
 from torch import nn
 
 from actionclip.errors import OutputError, UsageError
+
+if TYPE_CHECKING:
+    from actionclip.model.actionclip import ActionCLIP
+    from actionclip.model.base import VideoTextModel
 
 FORMAT = "actionclip-onnx"
 FORMAT_VERSION = 1
@@ -47,7 +48,7 @@ OUTPUT_NAMES = {"image_clip": "image_features", "text_clip": "text_features", "f
 
 
 class _TextGraph(nn.Module):
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: ActionCLIP):
         super().__init__()
         self.text = model.clip.text
 
@@ -56,7 +57,7 @@ class _TextGraph(nn.Module):
 
 
 class _ImageGraph(nn.Module):
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: ActionCLIP):
         super().__init__()
         self.visual = model.clip.visual
 
@@ -65,7 +66,7 @@ class _ImageGraph(nn.Module):
 
 
 class _FusionGraph(nn.Module):
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: ActionCLIP):
         super().__init__()
         self.fusion = model.fusion
 
@@ -136,7 +137,8 @@ def export_onnx(
     stem = stem or default_stem(model)
     # Export in fp32 on CPU whatever the model runs in: ONNX Runtime's CPU kernels are fp32, and the
     # parity contract (<= 1e-4) is against the fp32 torch model.
-    model = _fp32_cpu_copy(model)
+    # Past the refusal every family left is ActionCLIP-shaped (the three graphs below).
+    model = _fp32_cpu_copy(cast("ActionCLIP", model))
     r, t, d = model.input_resolution, model.num_frames, model.embed_dim
     examples = {
         "image_clip": torch.zeros(2, 3, r, r),
@@ -195,7 +197,7 @@ def export_onnx(
     )
 
 
-def model_info(model: VideoTextModel) -> dict[str, Any]:
+def model_info(model: ActionCLIP) -> dict[str, Any]:
     """The label-free facts a runtime needs: shapes, fusion, temperature, and the model's whole
     :class:`~actionclip.model.config.ModelConfig` (preprocessing, templates, sampling), so that the
     backend prepares and scores exactly as the torch model. ``mean``/``std``/``resize_short`` repeat
@@ -215,7 +217,7 @@ def model_info(model: VideoTextModel) -> dict[str, Any]:
     }
 
 
-def _fp32_cpu_copy(model: VideoTextModel) -> Any:
+def _fp32_cpu_copy(model: ActionCLIP) -> ActionCLIP:
     if model.dtype == torch.float32 and model.device.type == "cpu":
         return model.eval()
     import copy

@@ -19,7 +19,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable, Generic, Sequence, TypeVar
+from typing import Any, Callable, Generic, Sequence, TypeVar
 
 __all__ = ["DynamicBatcher", "BatchStats"]
 
@@ -96,7 +96,8 @@ class DynamicBatcher(Generic[T, R]):
                 if left <= 0:
                     break
                 self._cond.wait(left)
-            batch, units = [], 0
+            batch: list[Any] = []
+            units = 0
             while self._queue:
                 size = self.size(self._queue[0][1])
                 if batch and units + size > self.max_batch:

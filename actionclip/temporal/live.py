@@ -19,7 +19,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import Any, Generator, Iterator, Sequence, TYPE_CHECKING
 
 import numpy as np
 
@@ -155,7 +155,7 @@ def watch(
     batch_size: int = 8,
     queue_size: int = 32,
     **stream_options: Any,
-) -> Iterator[LiveUpdate]:
+) -> Generator[LiveUpdate, None, None]:
     """Score the last ``window`` seconds of a live ``source`` every ``every`` seconds.
 
     Args:

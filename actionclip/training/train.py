@@ -531,7 +531,7 @@ def _usable(items: list, dataset: VideoDataset, bad: set[Path], say: Callable[[s
     """The prepared items of a batch, with clips that failed to decode replaced by copies of good ones
     (a batch keeps its size, which DDP needs); each bad file is reported once."""
     good = [item for item in items if not isinstance(item[1], Exception)]
-    for (epoch, index), result in items:
+    for (_epoch, index), result in items:
         if isinstance(result, Exception) and dataset[index].path not in bad:
             bad.add(dataset[index].path)
             say(f"warning: skipping {dataset[index].path}: {result}")
