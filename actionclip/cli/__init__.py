@@ -1,6 +1,6 @@
 """The ``actionclip`` command line: a thin layer over the Python API.
 
-Each sub-command lives in ``actionclip/commands/<name>.py`` and exposes ``register(subparsers)``,
+Each sub-command lives in ``actionclip/cli/commands/<name>.py`` and exposes ``register(subparsers)``,
 which adds its parser and sets ``func(args) -> int``. Command modules must not import torch at
 module level, so that ``--help`` answers instantly.
 

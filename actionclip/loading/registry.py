@@ -38,7 +38,9 @@ class ModelSpec:
         frames: frames sampled per clip (the fusion head's position table length for ``Transf``).
         fusion: temporal fusion head, ``"Transf"`` or ``"meanP"``.
         arch: CLIP backbone, e.g. ``"ViT-B/32"``.
-        format: checkpoint format hint for the loader: ``"mmaction2"`` or ``"openai-clip"``.
+        format: the file's format as published (``"mmaction2"``, ``"openai-clip"``, ``"xclip"``,
+            ``"vificlip"``, ``"openvclip"``), for people reading the entry; the loader recognises
+            every file from its contents and does not read it.
         sha256: expected SHA-256 of the file (lower-case hex), or ``None`` when unpublished.
         size_bytes: expected file size, or ``None`` when unknown.
         source: the page that documents the checkpoint.
