@@ -15,16 +15,17 @@ from actionclip.serve.batching import DynamicBatcher
 
 def test_batcher_batches_concurrent_items_and_keeps_order():
     seen: list[list[int]] = []
-    release = threading.Event()
+    running, release = threading.Event(), threading.Event()
 
     def process(items):
+        running.set()
         release.wait(5)  # hold the first pass so the others queue up behind it
         seen.append(list(items))
         return [i * 10 for i in items]
 
     batcher = DynamicBatcher(process, max_batch=4, max_wait=0.01)
     futures = [batcher.submit(0)]
-    time.sleep(0.1)  # the first pass is running alone
+    assert running.wait(5)  # the first pass is running alone
     futures += [batcher.submit(i) for i in range(1, 10)]
     release.set()
     assert [f.result(5) for f in futures] == [i * 10 for i in range(10)]
@@ -35,9 +36,10 @@ def test_batcher_batches_concurrent_items_and_keeps_order():
 
 
 def test_batcher_counts_units_skips_cancelled_and_fails_whole_batches():
-    hold = threading.Event()
+    running, hold = threading.Event(), threading.Event()
 
     def process(items):
+        running.set()
         hold.wait(5)
         if "boom" in items:
             raise ValueError("bad batch")
@@ -45,7 +47,7 @@ def test_batcher_counts_units_skips_cancelled_and_fails_whole_batches():
 
     batcher = DynamicBatcher(process, max_batch=5, max_wait=0.05, size=len)
     first = batcher.submit("a")
-    time.sleep(0.1)
+    assert running.wait(5)  # "a" is being processed alone; the next three queue behind it
     big, cancelled, small = batcher.submit("bbbb"), batcher.submit("cc"), batcher.submit("d")
     assert cancelled.cancel()  # its client went away while it waited
     hold.set()
