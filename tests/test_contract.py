@@ -109,3 +109,17 @@ def test_uncapped_temperature_is_one_value():
     caps = {name: record.default_config().max_logit_scale for name, record in FAMILIES.items()}
     assert caps == {"actionclip": MAX_LOGIT_SCALE, "xclip": UNCAPPED_LOGIT_SCALE, "vificlip": UNCAPPED_LOGIT_SCALE,
                     "openvclip": UNCAPPED_LOGIT_SCALE, "froster": UNCAPPED_LOGIT_SCALE}
+
+
+def test_labels_are_checked_once_at_the_boundary(monkeypatch):
+    """The server, the label cache and the encoder all take labels; only the first check does work."""
+    from actionclip.text import labels as labels_module
+
+    calls = []
+    real = labels_module.label_key
+    monkeypatch.setattr(labels_module, "label_key", lambda label: calls.append(label) or real(label))
+    checked = labels_module.check_labels([" running ", "Walking"])
+    assert checked == ["running", "Walking"] and len(calls) == 2
+    assert labels_module.check_labels(checked) is checked and len(calls) == 2  # passed on, not checked again
+    with pytest.raises(labels_module.UsageError, match="duplicate"):
+        labels_module.check_labels(["walking", "WALKING"])

@@ -17,9 +17,18 @@ def label_key(label: str) -> str:
     return " ".join(label.split()).lower()
 
 
-def check_labels(labels: Sequence[str], source: str = "labels") -> list[str]:
+class CheckedLabels(list):  # type: ignore[type-arg]
+    """Labels that :func:`check_labels` accepted (a list of str). Passing them on is passing the
+    check on: the layers below the boundary that checked them (label cache, encoder) do not check
+    again."""
+
+
+def check_labels(labels: Sequence[str], source: str = "labels") -> CheckedLabels:
     """Labels must be non-empty and distinct. Two labels that differ only in case or spacing are
-    duplicates: CLIP's tokenizer lower-cases and folds white space, so the model sees one prompt."""
+    duplicates: CLIP's tokenizer lower-cases and folds white space, so the model sees one prompt.
+    Checked once: :class:`CheckedLabels` come back as they are."""
+    if isinstance(labels, CheckedLabels):
+        return labels
     if isinstance(labels, str):
         labels = [labels]
     cleaned = [label.strip() for label in labels]
@@ -34,10 +43,10 @@ def check_labels(labels: Sequence[str], source: str = "labels") -> list[str]:
             same = "" if seen[key] == label else f" (the same text for the model as {seen[key]!r})"
             raise UsageError(f"{source}: duplicate label {label!r}{same}")
         seen[key] = label
-    return cleaned
+    return CheckedLabels(cleaned)
 
 
-def load_labels(path: str | Path) -> list[str]:
+def load_labels(path: str | Path) -> CheckedLabels:
     """One label per line; blank lines and lines starting with '#' are ignored."""
     path = Path(path)
     return check_labels([line for _, line in read_entries(path, "labels")], str(path))
