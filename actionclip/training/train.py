@@ -295,7 +295,9 @@ def _precision(choice: str, device: torch.device) -> torch.dtype | None:
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if choice == "fp16" and device.type != "cuda":
         raise UsageError("precision fp16 needs a CUDA device; use bf16 on CPU")
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[choice]
+    from actionclip.runtime import torch_dtype
+
+    return None if choice == "fp32" else torch_dtype(choice)
 
 
 def _autocast(device: torch.device, dtype: torch.dtype | None):

@@ -61,9 +61,12 @@ def run(args: argparse.Namespace) -> int:
     from actionclip.bench.run import BenchConfig, format_table, rows_to_json, run_bench
     from actionclip.errors import UsageError
 
+    from actionclip.choices import DTYPES
+
+    precisions = [d for d in DTYPES if d != "auto"]
     for name in args.dtypes:
-        if name not in ("fp32", "bf16", "fp16"):
-            raise UsageError(f"--dtypes {name}: expected fp32, bf16 or fp16")
+        if name not in precisions:
+            raise UsageError(f"--dtypes {name}: expected {', '.join(precisions)}")
     cfg = BenchConfig(
         model=args.model, frames=args.frames, devices=args.device, dtypes=args.dtypes, batch=args.batch,
         labels=args.labels, text_labels=args.text_labels, repeats=args.repeats, budget_s=args.budget,
