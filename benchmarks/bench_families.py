@@ -60,7 +60,7 @@ def _vclip(family: str, clip_size: str) -> Callable[[], Any]:
 def _xclip(size: str, frames: int = 8) -> Callable[[], Any]:
     def build() -> Any:
         from actionclip._dev.xclip_weights import random_xclip
-        from actionclip.model.xclip import XCLIP
+        from actionclip.families.xclip.model import XCLIP
 
         from actionclip.families.xclip import default_config
 

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from actionclip.model.clip import CLIPConfig
-from actionclip.model.xclip import XCLIPArch, XCLIPNetwork
+from actionclip.families.xclip.model import XCLIPArch, XCLIPNetwork
 
 __all__ = ["XCLIP_SIZES", "XCLIP_FORMATS", "random_xclip", "write_xclip_checkpoint", "hf_xclip_config"]
 

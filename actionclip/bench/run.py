@@ -204,7 +204,7 @@ def hf_from_clip(clip: Any) -> Any:
     from transformers import CLIPConfig as HFConfig
     from transformers import CLIPModel
 
-    from actionclip.loading.hf_clip import _HF_BLOCK, _HF_TOP
+    from actionclip.model.hf_clip import _HF_BLOCK, _HF_TOP
     from actionclip._dev.weights import hf_config
 
     cfg = clip.config

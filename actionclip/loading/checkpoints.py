@@ -12,7 +12,7 @@ Formats, detected from the file's contents (not its name):
 - ``hf``: a Hugging Face ``CLIPModel`` folder (``config.json`` + ``model.safetensors`` or
   ``pytorch_model.bin``): ``meanP``.
 - ``xclip`` / ``hf-xclip``: X-CLIP's release files and Hugging Face folders, family ``xclip``
-  (:mod:`actionclip.loading.xclip_formats`).
+  (:mod:`actionclip.families.xclip.formats`).
 - ``vificlip``, ``openvclip`` (Open-VCLIP and FROSTER): read by :mod:`actionclip.loading.vclip_formats`.
 
 Nothing here executes pickled code: files are read through :mod:`actionclip.loading.weights_io`.
@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 import torch
 
 from actionclip.errors import CheckpointError
-from actionclip.loading.hf_clip import hf_to_openai
+from actionclip.model.hf_clip import hf_to_openai
 from actionclip.model.loaded import LoadedCheckpoint, strip_prefix
 from actionclip.loading.weights_io import is_torchscript, load_pickle, load_safetensors, torchscript_state_dict
 
@@ -75,7 +75,7 @@ def _from_mapping(path: Path, obj: Any) -> LoadedCheckpoint:
     found = detect_vclip(path, obj)
     if found is not None:
         return found
-    from actionclip.loading import xclip_formats
+    from actionclip.families.xclip import formats as xclip_formats
 
     xclip = xclip_formats.read_mapping(path, obj)
     if xclip is not None:
@@ -163,7 +163,7 @@ def _read_hf_folder(path: Path) -> LoadedCheckpoint:
     else:
         raise CheckpointError(f"{path}: no model.safetensors or pytorch_model.bin next to config.json")
     if config.get("model_type") == "xclip":
-        from actionclip.loading.xclip_formats import read_hf_folder
+        from actionclip.families.xclip.formats import read_hf_folder
 
         return read_hf_folder(path, config, sd)
     try:

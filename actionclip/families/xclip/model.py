@@ -1,7 +1,7 @@
 """X-CLIP (Ni et al., 2022): CLIP whose frames talk inside the image tower, a multi-frame integration
 transformer over the frame embeddings, and text prompts conditioned on the video.
 
-For a clip of T frames (:mod:`actionclip.model.xclip_layers` has the pieces)::
+For a clip of T frames (:mod:`actionclip.families.xclip.layers` has the pieces)::
 
     frame embeddings, patch tokens = cross-frame image tower(frames)         [B*T, D], [B*T, N, W]
     video  = mit(frame embeddings)                                           [B, D]
@@ -51,7 +51,7 @@ from actionclip.model.config import ModelConfig
 from actionclip.model.layers import LayerNorm, count_layers, load_state_dict_checked
 from actionclip.model.module import VideoModule
 from actionclip.model.scoring import VideoFeatures
-from actionclip.model.xclip_layers import CrossFrameTransformer, MultiframeIntegration, PromptGenerator
+from actionclip.families.xclip.layers import CrossFrameTransformer, MultiframeIntegration, PromptGenerator
 
 if TYPE_CHECKING:
     from actionclip.model.loaded import LoadedCheckpoint

@@ -24,7 +24,7 @@ from typing import Any, Mapping
 import torch
 
 from actionclip.errors import CheckpointError
-from actionclip.loading.hf_clip import hf_layers_to_openai, hf_qkv_to_openai, hf_to_openai
+from actionclip.model.hf_clip import hf_layers_to_openai, hf_qkv_to_openai, hf_to_openai
 from actionclip.model.loaded import LoadedCheckpoint
 
 __all__ = ["read_mapping", "read_hf_folder", "hf_to_original", "is_original", "is_hf"]
@@ -102,7 +102,7 @@ def _sections(config: Mapping[str, Any]) -> tuple[Mapping[str, Any], Mapping[str
 def hf_to_original(sd: Mapping[str, torch.Tensor], config: Mapping[str, Any] | None) -> tuple[dict, dict]:
     """Rename a transformers ``XCLIPModel`` state dict to the original release's names. Returns the
     state dict and the architecture fields only the config states (heads, activations, eps), as
-    overrides for :meth:`actionclip.model.xclip.XCLIPArch.from_state_dict`."""
+    overrides for :meth:`actionclip.families.xclip.model.XCLIPArch.from_state_dict`."""
     vision, text = _sections(config or {})
     out, clip_overrides = hf_to_openai(sd, {"vision_config": vision, "text_config": text} if config else None)
     for hf_key, ours in _HF_RENAMES.items():

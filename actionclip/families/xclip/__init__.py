@@ -1,5 +1,5 @@
 """The X-CLIP family: its release files and Hugging Face folders build
-:class:`actionclip.model.xclip.XCLIP`, with X-CLIP's own input and scoring conventions."""
+:class:`actionclip.families.xclip.model.XCLIP`, with X-CLIP's own input and scoring conventions."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from actionclip.families.record import Family, Fetch
 if TYPE_CHECKING:
     from actionclip.model.config import ModelConfig
     from actionclip.model.loaded import LoadedCheckpoint
-    from actionclip.model.xclip import XCLIP
+    from actionclip.families.xclip.model import XCLIP
 
 __all__ = ["FAMILIES", "default_config"]
 
@@ -27,7 +27,7 @@ def default_config() -> ModelConfig:
 
 
 def _build(ckpt: LoadedCheckpoint, config: ModelConfig, fetch: Fetch) -> XCLIP:
-    from actionclip.model.xclip import XCLIP
+    from actionclip.families.xclip.model import XCLIP
 
     return XCLIP.from_checkpoint(ckpt, config)
 
