@@ -48,7 +48,7 @@ def _vclip(family: str, clip_size: str) -> Callable[[], Any]:
         from actionclip.families import FAMILIES
         from actionclip.model.actionclip import ActionCLIP
         from actionclip.model.fusion import MeanPooling
-        from actionclip.model.openvclip import FROSTER, OpenVCLIP
+        from actionclip.families.vclip.model import FROSTER, OpenVCLIP
 
         config = FAMILIES[family].default_config()
         cls = {"vificlip": ActionCLIP, "openvclip": OpenVCLIP, "froster": FROSTER}[family]

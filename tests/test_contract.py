@@ -1,4 +1,5 @@
-"""The model contract is the only way in: code outside ``actionclip/model/`` uses a model through
+"""The model contract is the only way in: code outside the models (``actionclip/model/`` and the
+family folders, ``actionclip/families/``) uses a model through
 the public attributes of :class:`actionclip.model.base.VideoTextModel`, never a private one, and
 never probes a model with ``getattr``/``hasattr`` (what a model provides is written down, typed).
 
@@ -17,14 +18,14 @@ from actionclip.model.base import VideoTextModel
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "actionclip"
-MODEL = PACKAGE / "model"
+MODELS = (PACKAGE / "model", PACKAGE / "families")  # the contract, the networks, the family folders
 
 
 def _private_names_defined_in_model() -> set[str]:
-    """Every private method or attribute a class in ``model/`` defines (``def _x``, ``self._x = ...``,
+    """Every private method or attribute a model class defines (``def _x``, ``self._x = ...``,
     ``_x = ...`` in a class body)."""
     names: set[str] = set()
-    for path in MODEL.rglob("*.py"):
+    for path in (p for folder in MODELS for p in folder.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ClassDef):
                 for item in node.body:
@@ -39,7 +40,7 @@ def _private_names_defined_in_model() -> set[str]:
 
 
 def _outside_model() -> list[Path]:
-    paths = [p for p in PACKAGE.rglob("*.py") if MODEL not in p.parents]
+    paths = [p for p in PACKAGE.rglob("*.py") if not any(folder in p.parents for folder in MODELS)]
     return paths + sorted((ROOT / "benchmarks").glob("*.py")) + sorted((ROOT / "examples").glob("*.py"))
 
 

@@ -265,7 +265,7 @@ def test_neighbours_reach_one_frame_further_per_block(files):
     """A frame's tokens see the previous and next frame in every block: with the tiny model's 2
     blocks, changing frame 3 of 5 moves frames 1-4 and leaves frame 0; and a one-frame clip attends
     to the two blocks of zeros, so it is not the plain CLIP embedding of that frame."""
-    from actionclip.model.neighbours import clip_frames
+    from actionclip.families.vclip.neighbours import clip_frames
 
     model = actionclip.load(files["froster"], dtype="fp32")
     assert len(model.clip.visual.transformer.resblocks) == 2

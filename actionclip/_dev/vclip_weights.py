@@ -1,5 +1,5 @@
 """Random checkpoints laid out as ViFi-CLIP's, Open-VCLIP's and FROSTER's real files, for tests and
-benchmarks (see :mod:`actionclip.loading.vclip_formats` for what the real files hold).
+benchmarks (see :mod:`actionclip.families.vclip.formats` for what the real files hold).
 
 ViFi-CLIP's files are pickles of a DistributedDataParallel state dict plus a yacs ``CfgNode``; yacs
 need not be installed here, so while writing, a stand-in class is registered under the real name

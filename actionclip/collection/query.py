@@ -24,7 +24,6 @@ import numpy as np
 from actionclip.collection.store import Store, column_array, from_rows, require_lancedb
 
 if TYPE_CHECKING:
-    from actionclip.collection.build import BuildReport
     from actionclip.model.base import VideoTextModel
 
 __all__ = ["Index", "Hit", "Classification", "open_index"]
@@ -83,7 +82,7 @@ class Index:
         self.store = Store(path)
         self.path = self.store.path
         self.meta = self.store.read_meta()
-        self.report: BuildReport | None = None  # the BuildReport of the run that returned this index, if any
+        self.report: Any = None  # the BuildReport of the run that returned this index (build imports this module)
         self._device, self._dtype = device, dtype
         self._model = model
         self._checked = model is None

@@ -13,7 +13,7 @@ Formats, detected from the file's contents (not its name):
   ``pytorch_model.bin``): ``meanP``.
 - ``xclip`` / ``hf-xclip``: X-CLIP's release files and Hugging Face folders, family ``xclip``
   (:mod:`actionclip.families.xclip.formats`).
-- ``vificlip``, ``openvclip`` (Open-VCLIP and FROSTER): read by :mod:`actionclip.loading.vclip_formats`.
+- ``vificlip``, ``openvclip`` (Open-VCLIP and FROSTER): read by :mod:`actionclip.families.vclip.formats`.
 
 Nothing here executes pickled code: files are read through :mod:`actionclip.loading.weights_io`.
 Every reader returns a :class:`~actionclip.model.loaded.LoadedCheckpoint`.
@@ -70,7 +70,7 @@ def _read_torchscript(path: Path) -> LoadedCheckpoint:
 def _from_mapping(path: Path, obj: Any) -> LoadedCheckpoint:
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"{path}: checkpoint holds a {type(obj).__name__}, expected a dict of weights")
-    from actionclip.loading.vclip_formats import detect as detect_vclip
+    from actionclip.families.vclip.formats import detect as detect_vclip
 
     found = detect_vclip(path, obj)
     if found is not None:

@@ -5,7 +5,7 @@ Both are ActionCLIP's structure (CLIP + mean pooling, :class:`~actionclip.model.
 with four differences, each taken from their code (``TemporalClipVideo``):
 
 * **image tower**: every block attends to the previous and next frame's keys and values too
-  (:mod:`actionclip.model.neighbours`); no parameter is added, so the weights are a CLIP state dict.
+  (:mod:`actionclip.families.vclip.neighbours`); no parameter is added, so the weights are a CLIP state dict.
   A frame's embedding depends on its clip, so ``frame_independent`` is False (timelines encode each
   window whole) and there is no per-frame ``encode_image``.
 * **video embedding**: the mean of the frames' *unit* embeddings. The original scores every frame
@@ -21,7 +21,7 @@ with four differences, each taken from their code (``TemporalClipVideo``):
 Their templates are 28 sentences (``a photo of {}.`` ... ``a demonstration of a person practicing
 {}.``); FROSTER adds the bare label and writes its prompts differently (:class:`FROSTER`). Weights,
 test-time weight interpolation and formats are :mod:`actionclip.families.vclip`' and
-:mod:`actionclip.loading.vclip_formats`' business.
+:mod:`actionclip.families.vclip.formats`' business.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from actionclip.model.actionclip import ActionCLIP
 from actionclip.model.clip import CLIP
 from actionclip.model.config import ModelConfig
 from actionclip.model.fusion import Fusion
-from actionclip.model.neighbours import clip_frames, use_neighbour_attention
+from actionclip.families.vclip.neighbours import clip_frames, use_neighbour_attention
 from actionclip.model.scoring import ops_for
 from actionclip.text.labels import check_labels
 from actionclip.text.templates import resolve_templates

@@ -2,7 +2,7 @@
 default configs and builders, and the OpenAI CLIP weights two of them need at build time
 (ViFi-CLIP's token embedding; Open-VCLIP's test-time weight interpolation), which the loader's
 ``fetch`` reads from the registry. The files themselves are read by
-:mod:`actionclip.loading.vclip_formats`; the facts behind the rules are in its notes.
+:mod:`actionclip.families.vclip.formats`; the facts behind the rules are in its notes.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def _build_vificlip(ckpt: LoadedCheckpoint, config: ModelConfig, fetch: Fetch) -
 
 def _builder(cls_name: str, interpolates: bool) -> Callable[[LoadedCheckpoint, ModelConfig, Fetch], Any]:
     def build(ckpt: LoadedCheckpoint, config: ModelConfig, fetch: Fetch) -> Any:
-        from actionclip.model import openvclip
+        from actionclip.families.vclip import model as openvclip
 
         ratio = interpolation_ratio(ckpt) if interpolates else 0.0
         if ratio and ckpt.format == "openvclip":  # a released file: interpolate as their test script does
@@ -108,7 +108,7 @@ def _builder(cls_name: str, interpolates: bool) -> Callable[[LoadedCheckpoint, M
 def _family_config(family: str) -> ModelConfig:
     from actionclip.model.config import UNCAPPED_LOGIT_SCALE as UNCAPPED
     from actionclip.model.config import ModelConfig
-    from actionclip.model.openvclip import FROSTER_TEMPLATES, OPENVCLIP_TEMPLATES
+    from actionclip.families.vclip.model import FROSTER_TEMPLATES, OPENVCLIP_TEMPLATES
     from actionclip.video.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 
     if family == "vificlip":
