@@ -68,6 +68,7 @@ def _parse_human(stdout: str) -> dict[str, dict[str, float]]:
 # Forms of the command
 
 
+@pytest.mark.heavy
 def test_seed_form_subprocess_ranks_every_label(ckpt, clips):
     proc = run_cli("--video", clips["a"], "--text", "running", "--text", "walking", "--model", ckpt)
     assert proc.returncode == 0, proc.stderr
@@ -213,6 +214,7 @@ def test_prefetch_and_batching_do_not_change_results(ckpt, clips, capsys, extra)
             assert x["prob"] == pytest.approx(y["prob"], abs=1e-5)
 
 
+@pytest.mark.heavy
 def test_onnx_backend_matches_torch_without_importing_torch(ckpt, clips, capsys, tmp_path):
     pytest.importorskip("onnxruntime")
     export = tmp_path / "onnx"
@@ -262,6 +264,7 @@ def _records(path: Path) -> list[dict]:
     return json_lines(path.read_text())
 
 
+@pytest.mark.heavy
 def test_resume_after_kill_loses_and_duplicates_nothing(ckpt, clips, capsys, tmp_path):
     folder = tmp_path / "v"
     videos = [folder / "1_first.mp4", folder / "2_stall.mp4", folder / "3_last.mp4"]

@@ -28,6 +28,7 @@ def clips(tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_two_gloo_processes_match_one_process_on_the_doubled_batch(clips, tiny_checkpoint, tmp_path):
     common = dict(epochs=1, lr=1e-3, warmup_epochs=0.0, seed=3, workers=0, progress=False, cache_frames=True)
     # Augmentation stays on: each clip's random draws depend on (seed, epoch, clip) only.

@@ -464,6 +464,7 @@ def test_concurrent_downloads_of_the_same_file(server):
     assert server.gets() == 1  # the others waited for the lock, then found the file
 
 
+@pytest.mark.heavy
 def test_concurrent_download_from_another_process(server, tmp_path):
     """A second process fetching the same file waits on the lock file instead of clobbering it."""
     server.default = "slow"

@@ -220,6 +220,7 @@ def _run_and_kill(args: list[str], env: dict[str, str] | None = None) -> None:
         proc.wait()
 
 
+@pytest.mark.heavy
 def test_killed_run_resumes_losing_and_duplicating_nothing(folder, ckpt, tmp_path):
     videos = tmp_path / "v"
     videos.mkdir()

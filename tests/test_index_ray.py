@@ -19,6 +19,8 @@ import actionclip  # noqa: E402
 from actionclip.cli import main  # noqa: E402
 from cli_support import json_lines, make_video  # noqa: E402
 
+pytestmark = pytest.mark.heavy  # a local Ray cluster
+
 LABELS = ["running", "walking", "playing guitar"]
 
 

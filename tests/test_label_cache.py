@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from actionclip.workflows import label_cache
 from cli_support import REPO_ROOT, make_video
@@ -100,6 +101,7 @@ _WRITER = """
 import sys
 sys.path.insert(0, "tests")
 import numpy as np
+import pytest
 from actionclip.workflows import label_cache
 from index_support import ToyModel
 label_cache.MAX_SHARDS = 2  # merge all the time: merges race with the other writer's shards
@@ -114,6 +116,7 @@ print("ok")
 """
 
 
+@pytest.mark.heavy
 def test_concurrent_writers_never_corrupt_the_cache(tmp_path):
     import os
 

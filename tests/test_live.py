@@ -201,6 +201,7 @@ def test_summary_adds_up_detected_time_and_latency():
     assert text.splitlines()[1].split()[0] == "a" and "5 updates" in text
 
 
+@pytest.mark.heavy
 def test_watch_command_reads_stdin_and_stops_cleanly_on_ctrl_c(meanp_checkpoint, ts_bytes):
     ckpt = meanp_checkpoint
     _, data = ts_bytes

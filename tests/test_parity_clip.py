@@ -140,6 +140,7 @@ def test_logit_scale_is_clips_temperature_capped_at_100(checkpoints):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_full_size_b32_loads_and_runs(tmp_path):
     import resource
 

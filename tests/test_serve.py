@@ -32,6 +32,8 @@ pytest.importorskip("websockets")
 from actionclip._dev.serving import ServerProcess
 from actionclip.serve.client import ServeClient, ServeError, encode_form
 
+pytestmark = pytest.mark.heavy  # a server subprocess per module, and a headless browser
+
 LABELS = ["running", "walking", "playing guitar"]
 OTHER_LABELS = ["arm wrestling", "shaking hands", "push up", "dancing"]
 CHROMIUM = "/usr/bin/chromium"

@@ -14,7 +14,7 @@ import pytest
 
 from cli_support import run_cli
 
-pytestmark = [pytest.mark.shared_data, pytest.mark.slow]
+pytestmark = [pytest.mark.shared_data, pytest.mark.slow, pytest.mark.heavy]  # every real clip through the CLI
 
 
 def test_every_manifest_clip_classifies(shared_data, ckpt, tmp_path):

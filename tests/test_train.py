@@ -105,6 +105,7 @@ def trained(data, start_checkpoint, tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_learns_and_generalises_to_unseen_combinations(trained, data):
     model = trained.model
     history = trained.history
@@ -124,6 +125,7 @@ def test_learns_and_generalises_to_unseen_combinations(trained, data):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_checkpoint_is_original_format_and_classifies_through_the_cli(trained, data, capsys):
     raw = torch.load(trained.last, map_location="cpu", weights_only=True)
     assert {"model_state_dict", "fusion_model_state_dict", "optimizer_state_dict", "epoch"} <= raw.keys()
