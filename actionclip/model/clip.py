@@ -78,7 +78,8 @@ class VisionTransformer(nn.Module):
         self.class_embedding = nn.Parameter(torch.empty(width))
         self.positional_embedding = nn.Parameter(torch.empty((cfg.image_resolution // patch) ** 2 + 1, width))
         self.ln_pre = LayerNorm(width, eps=cfg.layer_norm_eps)
-        self.transformer = Transformer(width, cfg.vision_layers, cfg.vision_heads, cfg.activation, cfg.layer_norm_eps)
+        self.transformer: nn.Module = Transformer(width, cfg.vision_layers, cfg.vision_heads, cfg.activation,
+                                                 cfg.layer_norm_eps)
         self.ln_post = LayerNorm(width, eps=cfg.layer_norm_eps)
         self.proj = nn.Parameter(torch.empty(width, cfg.embed_dim))
 

@@ -17,7 +17,7 @@ def label_key(label: str) -> str:
     return " ".join(label.split()).lower()
 
 
-class CheckedLabels(list):  # type: ignore[type-arg]
+class CheckedLabels(list[str]):
     """Labels that :func:`check_labels` accepted (a list of str). Passing them on is passing the
     check on: the layers below the boundary that checked them (label cache, encoder) do not check
     again."""
