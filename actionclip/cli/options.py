@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from actionclip.choices import BACKENDS, CROPS, DEVICES, DTYPES, PRECISIONS, SCORE_KINDS
+
+if TYPE_CHECKING:
+    from actionclip.model.base import VideoTextModel
 
 __all__ = [
     "positive_int", "non_negative_int", "positive_float", "non_negative_float", "probability",
@@ -231,7 +234,7 @@ def templates_from(args: argparse.Namespace) -> list[str] | None:
     return resolve_templates(template=args.template, templates_file=args.templates)
 
 
-def load_model(args: argparse.Namespace, frames: int | None = None) -> Any:
+def load_model(args: argparse.Namespace, frames: int | None = None) -> VideoTextModel:
     """The torch model named by ``--model`` on ``--device`` in ``--dtype`` (see :func:`actionclip.load`)."""
     from actionclip.api import load
 

@@ -7,18 +7,21 @@ work without the model importing this layer.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from actionclip.model import conveniences
 
+if TYPE_CHECKING:
+    from actionclip.model.base import VideoTextModel
 
-def _timeline(model: Any, video: Any, labels: Any, **options: Any) -> Any:
+
+def _timeline(model: VideoTextModel, video: Any, labels: Any, **options: Any) -> Any:
     from actionclip.temporal.timeline import timeline
 
     return timeline(model, video, labels, **options)
 
 
-def _watch(model: Any, source: Any, labels: Any, **options: Any) -> Any:
+def _watch(model: VideoTextModel, source: Any, labels: Any, **options: Any) -> Any:
     from actionclip.temporal.live import watch
 
     return watch(model, source, labels, **options)

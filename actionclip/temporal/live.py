@@ -19,7 +19,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Generator, Iterator, Sequence, TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Generator, Sequence
 
 import numpy as np
 

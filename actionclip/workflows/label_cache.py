@@ -32,12 +32,15 @@ import contextlib
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from actionclip.text.labels import check_labels, label_key
 from actionclip.text.templates import resolve_templates
+
+if TYPE_CHECKING:
+    from actionclip.model.base import VideoTextModel
 
 __all__ = ["encode_labels", "model_key", "cache_root", "MAX_SHARDS"]
 
@@ -55,7 +58,7 @@ def _sha(payload: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
 
-def model_key(model: Any) -> str | None:
+def model_key(model: VideoTextModel) -> str | None:
     """What a model's label embeddings depend on, hashed; None when the model has no fingerprint."""
     fp = model.fingerprint
     if not fp:
@@ -123,7 +126,7 @@ def _merge(folder: Path) -> None:
                 shard.unlink()
 
 
-def encode_labels(model: Any, labels: Sequence[str], templates: Sequence[str] | str | None = None, *,
+def encode_labels(model: VideoTextModel, labels: Sequence[str], templates: Sequence[str] | str | None = None, *,
                   cache: bool = True) -> Any:
     """``model.encode_labels(labels, templates)``, with embeddings kept on disk between runs.
 

@@ -20,13 +20,16 @@ import argparse
 import contextlib
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from actionclip.cli import options
 from actionclip.cli.options import positive_int
 from actionclip.errors import UsageError
 from actionclip.loading.identity import model_id
 from actionclip.results import ResultsFile, error_line, format_human, format_json, make_record, run_key
+
+if TYPE_CHECKING:
+    from actionclip.model.base import VideoTextModel
 
 __all__ = ["register", "run"]
 
@@ -68,7 +71,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 # Running
 
 
-def _load_model(args: argparse.Namespace):
+def _load_model(args: argparse.Namespace) -> VideoTextModel:
     """The torch model, or the ONNX Runtime one for ``--backend onnx`` (which never imports torch)."""
     if args.backend == "onnx":
         try:
