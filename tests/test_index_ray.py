@@ -68,3 +68,28 @@ def test_ray_index_and_classify_equal_the_local_path(runtime, videos, tiny_check
     for x, y in zip(plain, on_ray):
         assert [r["label"] for r in x["results"]] == [r["label"] for r in y["results"]]
         np.testing.assert_allclose([r["prob"] for r in y["results"]], [r["prob"] for r in x["results"]], atol=1e-5)
+
+
+def test_ray_workers_import_the_drivers_package_from_any_folder(videos, tiny_checkpoint, tmp_path):
+    """``actionclip index --ray`` run, as the console script runs it, from a folder that holds an
+    ``actionclip/`` directory of its own (the folder a repository was cloned into): Ray puts that folder
+    first on its workers' path, and before the fix they imported it instead of the driver's package."""
+    import os
+    import subprocess
+    import sys
+
+    cwd = tmp_path / "clones"
+    (cwd / "actionclip").mkdir(parents=True)
+    (cwd / "actionclip" / "__init__.py").write_text("raise ImportError('the decoy actionclip/ was imported')\n")
+    launcher = tmp_path / "bin" / "actionclip"  # like pip's console script: its own folder, not cwd, is sys.path[0]
+    launcher.parent.mkdir()
+    launcher.write_text("import sys\nfrom actionclip.cli import main\nsys.exit(main())\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_ADDRESS")}
+    out = tmp_path / "ray.index"
+    proc = subprocess.run([sys.executable, str(launcher), "index", str(videos / "v0.mp4"), str(videos / "v1.mp4"),
+                           "--out", str(out), "--model", str(tiny_checkpoint), "--dtype", "fp32", "--ray"],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "decoy" not in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(actionclip.open_index(out)) == 2

@@ -21,6 +21,7 @@ on a cluster with ``ray job submit``. Needs the optional ``ray`` extra.
 from __future__ import annotations
 
 import math
+import os
 import pickle
 from typing import Any, Iterable, Iterator
 
@@ -115,13 +116,53 @@ def _ragged(arrays: list[np.ndarray]) -> np.ndarray:
     return out
 
 
+def _import_from(folder: str) -> Any:
+    """A worker setup hook that makes ``import actionclip`` find the package in ``folder``.
+
+    Ray puts the driver's working directory first on every worker's ``sys.path`` (and does so after
+    the setup hook runs), so a run started from a folder holding an ``actionclip/`` directory (the
+    folder a repository was cloned into, a checkout's root) would have its workers import that
+    directory instead of the package the driver runs. A meta-path finder is consulted before
+    ``sys.path``; it answers for the top-level name only (submodules follow the package's own
+    ``__path__``) and leaves every other import, and the working directory, as Ray set them.
+    Defined inside a function so Ray pickles it by value: unpickling it imports nothing of ours."""
+
+    def pin_actionclip() -> None:
+        import importlib.machinery
+        import sys
+
+        class PinnedActionCLIP:
+            @staticmethod
+            def find_spec(name: str, path: Any = None, target: Any = None) -> Any:
+                if name != "actionclip":
+                    return None
+                return importlib.machinery.PathFinder.find_spec(name, [folder])  # None: not on this node
+
+        sys.meta_path.insert(0, PinnedActionCLIP)
+
+    return pin_actionclip
+
+
+def _runtime_env(address: str | None) -> dict[str, Any]:
+    """The job's runtime environment: workers import the driver's own ``actionclip``.
+
+    Not for Ray Client (``ray://``: the client's directory is not put on the workers' path) nor when
+    a setup hook is already set for the job (``ray job submit`` with one: Ray refuses two)."""
+    import actionclip
+
+    if (address or "").startswith("ray://") or os.environ.get("__RAY_WORKER_PROCESS_SETUP_HOOK_ENV_VAR"):
+        return {}
+    folder = os.path.dirname(os.path.dirname(os.path.abspath(actionclip.__file__)))
+    return {"worker_process_setup_hook": _import_from(folder)}
+
+
 def _connect(ray: Any, address: str | None) -> bool:
     """Join or start Ray; True when this call started it (and so must stop it)."""
     if ray.is_initialized():
         return False
     try:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="WARNING",
-                 configure_logging=True)
+                 configure_logging=True, runtime_env=_runtime_env(address))
     except (ConnectionError, ValueError, RuntimeError) as exc:
         raise UsageError(f"--ray {address or ''}: cannot start or reach Ray ({' '.join(str(exc).split())[:200]})") from None
     return True
