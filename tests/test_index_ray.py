@@ -70,6 +70,29 @@ def test_ray_index_and_classify_equal_the_local_path(runtime, videos, tiny_check
         np.testing.assert_allclose([r["prob"] for r in y["results"]], [r["prob"] for r in x["results"]], atol=1e-5)
 
 
+def test_ray_index_embeds_the_moments_of_the_local_path(runtime, videos, tiny_checkpoint, tmp_path):
+    """``window`` on Ray: the encoder actors embed each video's moments; the index holds the same rows
+    (videos and moments: path, start, end, vector) as the local path's."""
+    common = dict(model=str(tiny_checkpoint), dtype="fp32", window=1.0, stride=0.5)
+    local = actionclip.index([videos], tmp_path / "local", **common)
+    errors = []
+    remote = actionclip.index([videos], tmp_path / "ray", ray=True, **common,
+                              on_error=lambda name, exc: errors.append(Path(name).name))
+    assert errors == ["broken.mp4"]
+    assert remote.report.encoded == local.report.encoded == 3
+    assert remote.report.windows == local.report.windows >= 6  # 1.0, 1.5, 2.0 s: at least 1 + 2 + 3
+
+    def rows(out: Path) -> dict[tuple, dict]:
+        table = actionclip.open_index(out).store.scan(["path", "kind", "start", "end", "vector"])
+        return {(r["path"], r["kind"], round(r["start"], 6), round(r["end"], 6)): r for r in table.to_pylist()}
+
+    a, b = rows(tmp_path / "local"), rows(tmp_path / "ray")
+    assert sorted(a) == sorted(b)
+    assert sum(kind == "window" for _, kind, _, _ in a) == local.report.windows
+    for key in a:
+        np.testing.assert_allclose(b[key]["vector"], a[key]["vector"], atol=1e-5)
+
+
 def test_ray_workers_import_the_drivers_package_from_any_folder(videos, tiny_checkpoint, tmp_path):
     """``actionclip index --ray`` run, as the console script runs it, from a folder that holds an
     ``actionclip/`` directory of its own (the folder a repository was cloned into): Ray puts that folder

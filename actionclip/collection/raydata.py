@@ -13,6 +13,11 @@ them to the index, ``classify --ray`` scores them) exactly as the local loop wou
 4. the caller receives ``(items, features [B, V, ...])`` per batch, in input order, or
    ``([item], error)`` for a video that failed; nothing is lost and the run goes on.
 
+With ``moments`` (``index --window``) each encoder actor also embeds every video's moments right
+after its views, with the model it already holds: the windows stream through the timeline's
+machinery (each grid frame decoded and encoded once, memory flat however long the video), so
+nothing larger than the moments' vectors travels back; they arrive as ``item.moments``.
+
 Without an address a local Ray runtime is started (and stopped at the end); ``"auto"`` joins the
 cluster this machine belongs to, ``"ray://HOST:10001"`` a remote one. See docs/index.md for running
 on a cluster with ``ray job submit``. Needs the optional ``ray`` extra.
@@ -62,15 +67,17 @@ class _Decode:
             error = ""
         except Exception as exc:  # noqa: BLE001 - reported against this video
             pixels, error = np.zeros((0,), np.float32), _cause(exc)
-        return {"i": row["i"], "pixels": pixels, "duration": float(getattr(item, "duration", math.nan)),
-                "error": error}
+        return {"i": row["i"], "item": row["item"], "pixels": pixels,
+                "duration": float(getattr(item, "duration", math.nan)), "error": error}
 
 
 class _Encode:
-    """Ray actor: loads the model once, encodes batches of views."""
+    """Ray actor: loads the model once, encodes batches of views (and the videos' moments)."""
 
-    def __init__(self, model: Any, dtype: str | None, frames: int | None, gpu: bool):
+    def __init__(self, model: Any, dtype: str | None, frames: int | None, gpu: bool, moments: Any = None):
         import torch
+
+        self.moments = moments
 
         if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
             from actionclip.loading.load import load
@@ -106,8 +113,22 @@ class _Encode:
                 for j in ok:
                     errors[j] = _cause(exc)
         kind = "VideoFeatures" if ok and isinstance(features, VideoFeatures) else "tensor"
+        spans: list[Any] = [np.zeros((0, 2))] * n
+        vectors: list[Any] = [np.zeros((0, 0), np.float32)] * n
+        for j in range(n) if self.moments is not None else ():
+            if errors[j]:
+                continue
+            try:
+                found = self.moments(model, pickle.loads(batch["item"][j]))
+            except Exception as exc:  # noqa: BLE001 - reported against this video
+                errors[j] = _cause(exc)
+                continue
+            if found:
+                spans[j] = np.asarray([(start, end) for start, end, _ in found], dtype=np.float64)
+                vectors[j] = np.stack([np.asarray(v, dtype=np.float32) for _, _, v in found])
         return {"i": batch["i"], "duration": batch["duration"], "error": np.asarray(errors, dtype=object),
-                "embedding": _ragged(emb), "tokens": _ragged(tokens), "kind": np.asarray([kind] * n, dtype=object)}
+                "embedding": _ragged(emb), "tokens": _ragged(tokens), "kind": np.asarray([kind] * n, dtype=object),
+                "spans": _ragged(spans), "vectors": _ragged(vectors)}
 
 
 def _ragged(arrays: list[np.ndarray]) -> np.ndarray:
@@ -177,6 +198,7 @@ def encode_videos_ray(
     address: str | None = None,
     dtype: str | None = None,
     frames: int | None = None,
+    moments: Any = None,
 ) -> Iterator[tuple[list[Any], Any]]:
     """Decode in Ray tasks, encode in a Ray actor pool; yields what
     :func:`actionclip.pipeline.encode_videos` yields, in input order (see the module notes).
@@ -184,7 +206,9 @@ def encode_videos_ray(
     ``model``: a registry name or checkpoint path each actor loads (``dtype``, ``frames`` as in
     :func:`actionclip.load`), or a model object shipped to the actors. ``items`` carry what
     ``prepare`` reads (a path, a :class:`~actionclip.video.inputs.VideoInput`, ...); an item with a
-    ``duration`` attribute gets the decoded video's duration back."""
+    ``duration`` attribute gets the decoded video's duration back. ``moments``: a picklable
+    ``(model, item) -> [(start, end, vector), ...]`` the encoder actors run on each video they
+    encoded; its result is set as ``item.moments`` (an error in it fails that video)."""
     from actionclip.model.scoring import VideoFeatures
 
     ray = require_ray()
@@ -209,19 +233,22 @@ def encode_videos_ray(
         # Decoders ask for half a CPU, encoders for a whole one (or a GPU): different resources keep
         # Ray from fusing the two steps into the actors, so decoding stays in its own CPU tasks.
         ds = ds.map(_Decode(prepare), num_cpus=0.5)
-        ds = ds.map_batches(_Encode, fn_constructor_args=(model, dtype, frames, bool(gpus)), batch_size=batch,
+        ds = ds.map_batches(_Encode, fn_constructor_args=(model, dtype, frames, bool(gpus), moments), batch_size=batch,
                             batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors),
                             num_gpus=1 if gpus else 0, num_cpus=1)
         for out in ds.iter_batches(batch_size=None, batch_format="numpy"):
             done, parts = [], []
-            for i, error, duration, emb, tokens, kind in zip(out["i"], out["error"], out["duration"],
-                                                             out["embedding"], out["tokens"], out["kind"]):
+            for i, error, duration, emb, tokens, kind, spans, vectors in zip(
+                    out["i"], out["error"], out["duration"], out["embedding"], out["tokens"], out["kind"],
+                    out["spans"], out["vectors"]):
                 item = items[int(i)]
                 if hasattr(item, "duration"):
                     item.duration = float(duration)
                 if error:
                     yield [item], VideoError(str(error))
                     continue
+                if moments is not None:
+                    item.moments = [(float(s), float(e), v) for (s, e), v in zip(np.asarray(spans), np.asarray(vectors))]
                 done.append(item)
                 parts.append(VideoFeatures(np.asarray(emb), np.asarray(tokens) if tokens.size else None)
                              if kind == "VideoFeatures" else np.asarray(emb))
