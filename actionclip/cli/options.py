@@ -12,7 +12,7 @@ import argparse
 import os
 from typing import Any
 
-from actionclip.choices import BACKENDS, CROPS, DEVICES, DTYPES, PRECISIONS, SCORE_KINDS
+from actionclip.choices import BACKENDS, CROPS, DEVICES, DTYPES, ONNX_PRECISIONS, PRECISIONS, SCORE_KINDS
 
 __all__ = [
     "positive_int", "non_negative_int", "positive_float", "non_negative_float", "probability",
@@ -142,9 +142,12 @@ def add_batch_size(p: argparse.ArgumentParser, default: int | None = None, what:
 
 
 def add_backend(p: argparse.ArgumentParser) -> None:
-    """``--backend torch|onnx``."""
+    """``--backend torch|onnx`` and ``--onnx-precision auto|fp32|int8``."""
     p.add_argument("--backend", choices=BACKENDS, default="torch",
                    help="onnx: --model is an exported ONNX model (see 'actionclip export')")
+    p.add_argument("--onnx-precision", choices=ONNX_PRECISIONS, default="auto",
+                   help="with --backend onnx: run the export's fp32 graphs, or its int8 ones (written by "
+                        "'actionclip export --int8'); auto: fp32 when the export holds them, else int8")
 
 
 def add_ray(p: argparse.ArgumentParser) -> None:
