@@ -115,7 +115,9 @@ class _Encode:
         kind = "VideoFeatures" if ok and isinstance(features, VideoFeatures) else "tensor"
         spans: list[Any] = [np.zeros((0, 2))] * n
         vectors: list[Any] = [np.zeros((0, 0), np.float32)] * n
-        for j in range(n) if self.moments is not None else ():
+        # Moments of a model whose text depends on the video cannot be searched: the driver refuses
+        # them on the first batch, as the local path does; no actor time is spent on them first.
+        for j in range(n) if self.moments is not None and kind != "VideoFeatures" else ():
             if errors[j]:
                 continue
             try:
@@ -168,10 +170,17 @@ def _runtime_env(address: str | None) -> dict[str, Any]:
     """The job's runtime environment: workers import the driver's own ``actionclip``.
 
     Not for Ray Client (``ray://``: the client's directory is not put on the workers' path) nor when
-    a setup hook is already set for the job (``ray job submit`` with one: Ray refuses two)."""
+    the job already has a setup hook (``ray job submit`` with one: Ray refuses a second)."""
+    import json
+
     import actionclip
 
-    if (address or "").startswith("ray://") or os.environ.get("__RAY_WORKER_PROCESS_SETUP_HOOK_ENV_VAR"):
+    submitted = os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR")  # set by Ray's job manager for the entrypoint
+    try:
+        hooked = "worker_process_setup_hook" in (json.loads(submitted).get("runtime_env") or {}) if submitted else False
+    except (ValueError, AttributeError):
+        hooked = False
+    if (address or "").startswith("ray://") or hooked or os.environ.get("__RAY_WORKER_PROCESS_SETUP_HOOK_ENV_VAR"):
         return {}
     folder = os.path.dirname(os.path.dirname(os.path.abspath(actionclip.__file__)))
     return {"worker_process_setup_hook": _import_from(folder)}
