@@ -46,6 +46,7 @@ def load(
     frames: int | None = None,
     *,
     backend: str = "auto",
+    onnx_precision: str = "auto",
 ) -> VideoTextModel:
     """Load a model by registry name (``"vit-b-32-8f"``, see ``actionclip models``; downloaded and
     cached on first use), from a local checkpoint file or folder in any supported format, or from
@@ -59,6 +60,8 @@ def load(
             that match a reference implementation to 1e-5. An ONNX export runs in its own precision.
         frames: frames sampled per clip (default: the model's; an ONNX export keeps its own).
         backend: ``"auto"`` (ONNX Runtime for an ONNX export, torch otherwise), ``"torch"`` or ``"onnx"``.
+        onnx_precision: which graphs of an ONNX export run: ``"fp32"``, ``"int8"`` (written by
+            ``export --int8``), or ``"auto"`` (fp32 when the export holds them, else int8).
 
     Returns:
         The model, ready for inference (torch models in eval mode).
@@ -68,13 +71,14 @@ def load(
     if backend not in BACKENDS + ("auto",):
         raise UsageError(f"backend {backend!r}: expected auto, {', '.join(BACKENDS)}")
     if backend == "onnx" or (backend == "auto" and is_onnx_export(name_or_path)):
-        return _load_onnx(name_or_path, device, dtype, frames)
+        return _load_onnx(name_or_path, device, dtype, frames, onnx_precision)
     from actionclip.loading.load import load as load_torch
 
     return load_torch(name_or_path, device=device, dtype=dtype, frames=frames)
 
 
-def _load_onnx(path: str | os.PathLike, device: Any, dtype: Any, frames: int | None) -> VideoTextModel:
+def _load_onnx(path: str | os.PathLike, device: Any, dtype: Any, frames: int | None,
+               precision: str) -> VideoTextModel:
     if not Path(os.fspath(path)).expanduser().exists():
         raise UsageError(f"{os.fspath(path)}: an ONNX model is the folder 'actionclip export MODEL --onnx DIR' "
                          "writes (or its JSON file)")
@@ -84,7 +88,8 @@ def _load_onnx(path: str | os.PathLike, device: Any, dtype: Any, frames: int | N
         from actionclip.onnx import backend as onnx_backend
     except ImportError as exc:
         raise UsageError(f"the ONNX backend cannot be loaded ({exc}); install it with: pip install 'actionclip[onnx]'") from None
-    model = onnx_backend.load(Path(os.fspath(path)).expanduser(), providers=_PROVIDERS.get(str(device or "auto")))
+    model = onnx_backend.load(Path(os.fspath(path)).expanduser(), precision=precision,
+                              providers=_PROVIDERS.get(str(device or "auto")))
     if frames is not None and int(frames) != model.num_frames:
         raise UsageError(f"frames {frames}: this ONNX export was made for {model.num_frames} frames per clip")
     return model

@@ -12,7 +12,7 @@ import argparse
 import os
 from typing import TYPE_CHECKING, Any
 
-from actionclip.choices import BACKENDS, CROPS, DEVICES, DTYPES, PRECISIONS, SCORE_KINDS
+from actionclip.choices import BACKENDS, CROPS, DEVICES, DTYPES, ONNX_PRECISIONS, PRECISIONS, SCORE_KINDS
 
 if TYPE_CHECKING:
     from actionclip.model.base import VideoTextModel
@@ -145,9 +145,12 @@ def add_batch_size(p: argparse.ArgumentParser, default: int | None = None, what:
 
 
 def add_backend(p: argparse.ArgumentParser) -> None:
-    """``--backend torch|onnx``."""
+    """``--backend torch|onnx`` and ``--onnx-precision auto|fp32|int8``."""
     p.add_argument("--backend", choices=BACKENDS, default="torch",
                    help="onnx: --model is an exported ONNX model (see 'actionclip export')")
+    p.add_argument("--onnx-precision", choices=ONNX_PRECISIONS, default="auto",
+                   help="with --backend onnx: run the export's fp32 graphs, or its int8 ones (written by "
+                        "'actionclip export --int8'); auto: fp32 when the export holds them, else int8")
 
 
 def add_ray(p: argparse.ArgumentParser) -> None:

@@ -8,7 +8,7 @@ by :func:`actionclip.pipeline.encode_videos` (or on a Ray cluster,
 :func:`actionclip.collection.raydata.encode_videos_ray`) with the model's own views; with
 ``window``/``stride`` the moments of each video are embedded too, through the timeline's machinery
 (:mod:`actionclip.temporal.plan`, :mod:`~actionclip.temporal.frames`: each grid frame encoded once,
-windows fused from the cache when the model allows it).
+windows fused from the cache when the model allows it; on Ray, in the encoder actors).
 
 Finished videos are committed together every :data:`COMMIT_VIDEOS` videos or :data:`COMMIT_SECONDS`
 seconds (see :mod:`~actionclip.collection.store` for why a killed run loses at most that much work
@@ -39,14 +39,16 @@ COMMIT_SECONDS = 10.0
 
 @dataclass
 class Job:
-    """One video to encode: ``name`` as given, resolved ``path``, the file's size and mtime (ns), and
-    its duration once decoded."""
+    """One video to encode: ``name`` as given, resolved ``path``, the file's size and mtime (ns), its
+    duration once decoded, and (on Ray, with ``window``) its moments once the encoder actor embedded
+    them."""
 
     name: str
     path: str
     size: int
     mtime_ns: int
     duration: float = float("nan")
+    moments: list[tuple[float, float, np.ndarray]] | None = None
 
 
 @dataclass
@@ -190,6 +192,17 @@ def _window_vectors(model: VideoTextModel, path: str, settings: dict[str, Any], 
     return [(s, e, v) for (s, e), v in zip(spans, emb)]
 
 
+@dataclass
+class Moments:
+    """``(model, job) -> [(start, end, vector), ...]``: what Ray's encoder actors run on each video
+    (:func:`_window_vectors`, the local path's own function, so both paths store the same moments)."""
+
+    settings: dict[str, Any]
+
+    def __call__(self, model: VideoTextModel, job: Job) -> list[tuple[float, float, np.ndarray]]:
+        return _window_vectors(model, job.name, self.settings, batch_size=32)
+
+
 def _to_numpy(model: VideoTextModel, features: Any) -> Any:
     from actionclip.model.scoring import map_features
 
@@ -293,11 +306,10 @@ def index(
         if ray:
             from actionclip.collection.raydata import encode_videos_ray
 
-            if settings["window"] is not None:
-                raise UsageError("ray: moments (window) are embedded by the local path only; drop ray or window")
             encoded = encode_videos_ray(requested or model, todo, prepare, batch_size=batch_size,
                                         address=None if ray is True or ray == "local" else str(ray),
-                                        dtype=model.dtype_name)
+                                        dtype=model.dtype_name,
+                                        moments=Moments(settings) if settings["window"] is not None else None)
         else:
             from actionclip.pipeline import encode_videos
 
@@ -318,8 +330,8 @@ def index(
                 rows = to_rows(_to_numpy(model, features))
                 for i, job in enumerate(batch):
                     cols = {k: v[i : i + 1] for k, v in rows.items()}
-                    windows: list[tuple[float, float, np.ndarray]] = []
-                    if settings["window"] is not None:
+                    windows: list[tuple[float, float, np.ndarray]] = job.moments or []
+                    if settings["window"] is not None and job.moments is None:
                         try:
                             windows = _window_vectors(model, job.name, settings, batch_size=32)
                         except Exception as exc:  # noqa: BLE001 - reported, the run goes on

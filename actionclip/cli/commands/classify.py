@@ -20,7 +20,7 @@ import argparse
 import contextlib
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from actionclip.cli import options
 from actionclip.cli.options import positive_int
@@ -30,6 +30,7 @@ from actionclip.results import ResultsFile, error_line, format_human, format_jso
 
 if TYPE_CHECKING:
     from actionclip.model.base import VideoTextModel
+    from actionclip.onnx.backend import OnnxActionCLIP
 
 __all__ = ["register", "run"]
 
@@ -72,7 +73,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _load_model(args: argparse.Namespace) -> VideoTextModel:
-    """The torch model, or the ONNX Runtime one for ``--backend onnx`` (which never imports torch)."""
+    """The torch model, or the ONNX Runtime one for ``--backend onnx`` (which never imports torch; one
+    line on stderr says which graphs run)."""
+    if args.backend != "onnx" and args.onnx_precision != "auto":
+        raise UsageError(f"--onnx-precision {args.onnx_precision} needs --backend onnx")
     if args.backend == "onnx":
         try:
             from actionclip.onnx import backend as onnx_backend  # noqa: F401 - fails here without onnxruntime
@@ -86,7 +90,11 @@ def _load_model(args: argparse.Namespace) -> VideoTextModel:
             raise UsageError(f"--backend onnx: --dtype {args.dtype} is not supported (the export's precision is used)")
         from actionclip.api import load
 
-        return load(args.model, device=args.device, backend="onnx")
+        model = cast("OnnxActionCLIP", load(args.model, device=args.device, backend="onnx",
+                                             onnx_precision=args.onnx_precision))
+        print(f"actionclip: running the {model.precision} ONNX graphs of {model.metadata_path.parent} "
+              f"({model.providers[0]})", file=sys.stderr)
+        return model
     return options.load_model(args)
 
 
@@ -124,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
         model = _load_model(args)
         frames = args.frames or int(model.num_frames)
         templates = templates or model.templates
-        key = run_key(model_id(args.model), frames, args.clips, args.crops, labels, templates)
+        key = run_key(model_id(args.model) + _precision_tag(model), frames, args.clips, args.crops, labels, templates)
         if results_file:
             done = results_file.done(key)
             skipped = [v for v in videos if v.path in done]
@@ -136,6 +144,12 @@ def run(args: argparse.Namespace) -> int:
         if results_file:
             results_file.close()
     return 1 if failed else 0
+
+
+def _precision_tag(model: VideoTextModel) -> str:
+    """``" (int8)"`` for quantised ONNX graphs: their records name it, and a results file written with
+    fp32 graphs is not taken as done by them (fp32 records keep their name and key)."""
+    return " (int8)" if model.dtype_name == "int8" else ""
 
 
 def _show(args: argparse.Namespace, record: dict[str, Any], results_file: ResultsFile | None, write: Any) -> None:
@@ -175,7 +189,7 @@ def _classify_all(args, model, videos, labels, templates, frames, key, results_f
 
     if not videos:
         return 0
-    model_name = str(model.name or args.model)
+    model_name = str(model.name or args.model) + _precision_tag(model)
     on_gpu = model.on_gpu
     batch_size = args.batch_size or (8 if on_gpu else 1)
     prepare = PrepareViews(model.views, frames, args.clips, args.crops)
