@@ -165,7 +165,7 @@ def _own_locks_removed(spec: "ModelSpec") -> Iterator[None]:
     and removed; one another process holds is left to it."""
     from huggingface_hub.file_download import repo_folder_name
 
-    folder = cache_dir() / ".locks" / repo_folder_name(repo_id=spec.hub_id, repo_type="model")
+    folder = cache_dir() / ".locks" / repo_folder_name(repo_id=str(spec.hub_id), repo_type="model")
     before = set(folder.glob("*.lock")) if folder.is_dir() else set()
     try:
         yield
