@@ -158,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     r, t = model.input_resolution, model.num_frames
     flops_clip = count_flops(lambda: model.encode_video(torch.zeros(1, t, 3, r, r)))
     print(f"# {runtime.describe_machine()}; {args.model}-{t}f: {flops_clip / 1e9:.1f} GFLOP per clip")
-    variants = ["eager"] + (["compile"] if args.compile else []) + (["graphs"] if args.graphs and device.startswith("cuda") else [])
+    graphs = args.graphs and device.startswith("cuda")
+    variants = ["eager"] + (["compile"] if args.compile else []) + (["graphs"] if graphs else [])
     workers = args.workers or max(1, (len(__import__("os").sched_getaffinity(0)) - 2))
     for name in args.dtypes.split(","):
         dtype = runtime.torch_dtype(name)

@@ -158,7 +158,8 @@ class _Writer:
         self.last = time.monotonic()
 
 
-def _window_vectors(model: VideoTextModel, path: str, settings: dict[str, Any], batch_size: int) -> list[tuple[float, float, np.ndarray]]:
+def _window_vectors(model: VideoTextModel, path: str, settings: dict[str, Any],
+                    batch_size: int) -> list[tuple[float, float, np.ndarray]]:
     """``(start, end, unit vector)`` of each moment of a video (the timeline's windows)."""
     from actionclip.temporal.frames import FrameEncoder, iter_windows
     from actionclip.temporal.plan import plan_sampling

@@ -13,7 +13,8 @@ it goes to. Without those switches but without network, the same: one connection
 the proxy the environment names) says whether it can be reached before ``huggingface_hub`` is asked,
 whose client would otherwise retry for ~25 s with a warning per attempt. A download that fails
 leaves no lock file of its own in the hub cache (``huggingface_hub`` already removes its partial
-files: it writes each download to a file of its own, so none would be resumed). ``huggingface_hub`` is optional (``pip install 'actionclip[hub]'``); without it, an
+files: it writes each download to a file of its own, so none would be resumed).
+``huggingface_hub`` is optional (``pip install 'actionclip[hub]'``); without it, an
 entry that also has a plain ``url`` (X-CLIP's GitHub release files) is downloaded by
 :mod:`~actionclip.loading.download` instead.
 

@@ -13,8 +13,8 @@ Two rewrites, used only when autograd is off, that leave the maths unchanged:
   ``1.702`` folded into the ``c_fc`` copy so that oneDNN's fused SiLU gives ``silu(1.702 h)``; the
   ``1 / 1.702`` is applied to ``c_proj``'s output together with the residual add (folding it into
   the ``c_proj`` weights too would round each of them once more in bf16, for ~2% speed). A B/32
-  clip encode goes from ~170 ms to ~145 ms here (docs/speed.md). The packed copies cost one more copy of the blocks' weights (~250 MB for B/32
-  in bf16); they live beside the parameters, not in ``state_dict()``, and are rebuilt when a weight
+  clip encode goes from ~170 ms to ~145 ms here (docs/speed.md). The packed copies cost one more
+  copy of the blocks' weights (~250 MB for B/32 in bf16); they live beside the parameters, not in ``state_dict()``, and are rebuilt when a weight
   is changed or moved (keyed by each weight's storage and version counter; weights made under
   ``torch.inference_mode()`` have no version counter, so for them the key is the storage alone and
   :func:`invalidate` must follow an in-place edit).
