@@ -126,6 +126,7 @@ def test_cli_eval_base_to_novel_uses_only_novel_classes(small_set, tiny_checkpoi
 
 
 @pytest.mark.shared_data
+@pytest.mark.heavy
 def test_eval_on_shared_clips(shared_data, tiny_checkpoint, tmp_path):
     out = tmp_path / "shared"
     code = main(["eval", str(shared_data / "clips" / "manifest.csv"), "--model", str(tiny_checkpoint),
@@ -140,6 +141,7 @@ def test_eval_on_shared_clips(shared_data, tiny_checkpoint, tmp_path):
         assert png.format == "PNG"
 
 
+@pytest.mark.heavy
 def test_process_workers_give_the_same_report_as_threads(small_set, tiny_checkpoint):
     import actionclip
 

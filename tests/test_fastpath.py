@@ -129,6 +129,7 @@ def test_packed_weights_follow_weight_changes(tiny_checkpoint, monkeypatch):
 _MODES = {"inference_mode": torch.inference_mode, "no_grad": torch.no_grad, "neither": contextlib.nullcontext}
 
 
+@pytest.mark.heavy
 def test_load_and_run_under_any_grad_mode_in_fp32_and_bf16(tiny_checkpoint):
     """Issue 9's defect: a model loaded in bf16 inside torch.inference_mode() crashed on its first
     encode_video (the fast path read an inference tensor's version counter), and one loaded there in

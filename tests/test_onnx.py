@@ -232,6 +232,7 @@ def test_export_command(tiny_checkpoint, tmp_path, capsys):
     assert "file" in capsys.readouterr().err
 
 
+@pytest.mark.heavy
 def test_classify_runs_the_int8_graphs_that_export_int8_writes(tiny_checkpoint, video_file, tmp_path, capsys):
     """``classify --backend onnx --onnx-precision int8`` runs the graphs of ``export --int8`` and says so.
 

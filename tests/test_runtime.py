@@ -212,6 +212,7 @@ def test_flop_count_and_matmul_bound(tiny_model):
     assert 0 < matmul_gflops("cpu", torch.float32, max_n=256, budget_s=0.5) < 1e5
 
 
+@pytest.mark.heavy
 def test_bench_runs_and_reports_ratios(tmp_path):
     from actionclip.bench.run import BenchConfig, format_table, run_bench
     from actionclip._dev.videos import make_test_video

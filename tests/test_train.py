@@ -143,6 +143,7 @@ def test_checkpoint_is_original_format_and_classifies_through_the_cli(trained, d
     assert shown["results"][0]["prob"] == pytest.approx(expected[0][1], abs=1e-4)
 
 
+@pytest.mark.heavy
 def test_resume_continues_from_the_last_epoch(trained, data, tmp_path):
     out = tmp_path / "resumed"
     shutil.copytree(trained.out_dir, out)
@@ -154,6 +155,7 @@ def test_resume_continues_from_the_last_epoch(trained, data, tmp_path):
     assert torch.load(out / LAST, weights_only=True)["epoch"] == 41
 
 
+@pytest.mark.heavy
 def test_freeze_backbone_few_shot_accumulation_bf16(data, start_checkpoint, tmp_path):
     subset = few_shot(data["train"], 2, seed=0)
     assert subset.counts() == [2] * 9

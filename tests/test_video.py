@@ -411,6 +411,7 @@ def test_non_utf8_metadata(tmp_path):
 # Shared real clips
 
 
+@pytest.mark.heavy
 def test_shared_clips_sample_8_frames(shared_data):
     clips = shared_data / "clips"
     rows = list(csv.DictReader(open(clips / "manifest.csv", newline="")))

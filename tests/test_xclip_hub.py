@@ -171,6 +171,7 @@ def test_offline_and_not_cached_says_what_to_fetch_and_where(hub, monkeypatch, t
     assert "https://github.com/nbl97/X-CLIP_Model_Zoo/releases/download/v1.0/zero.pth" in message
 
 
+@pytest.mark.heavy
 def test_cli_classify_offline_names_the_fetch_command(tmp_path):
     video = make_video(tmp_path / "clip.mp4")
     env = {"ACTIONCLIP_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "empty-hub-cache")}
@@ -194,6 +195,7 @@ def _leftovers(root: Path) -> list[str]:
                   if p.name.endswith((".lock", ".incomplete", ".part")))
 
 
+@pytest.mark.heavy
 def test_cli_unreachable_hub_fails_at_once_in_one_line(tmp_path):
     """Not offline by switch, but no network (the hub's address refuses connections): one
     ``actionclip: error:`` line naming the model and how to fetch it, none of huggingface_hub's retry

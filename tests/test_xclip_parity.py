@@ -213,7 +213,7 @@ def test_release_file_with_training_state_and_fp16_weights(tmp_path):
 
 def test_generator_chunks_give_the_same_logits(checkpoints, monkeypatch):
     """Prompts are independent in the generator: scoring them in small chunks changes nothing."""
-    from actionclip.model import xclip
+    from actionclip.families.xclip import model as xclip
 
     model = actionclip.load(checkpoints[("xclip", "tiny", 8)], dtype="fp32")
     features = model.encode_video(_pixels(model, 8))
