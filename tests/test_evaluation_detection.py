@@ -317,3 +317,29 @@ def test_equals_the_official_activitynet_code(tmp_path):
     assert compared == len(files)
     print(f"official ActivityNet code: {compared} cases equal within 1e-6 "
           f"(largest difference {worst:.1e})", file=sys.stderr)
+
+
+# ----------------------------------------------------------------------------------------------
+# The command.
+
+
+def test_cli_detection_map_json_table_and_bad_input(tmp_path, capsys):
+    from actionclip.cli import main
+
+    gt, pred = tmp_path / "gt.json", tmp_path / "pred.json"
+    gt.write_text(json.dumps(_doc_gt([("a", 0, 10, "jump"), ("a", 20, 30, "jump")])))
+    pred.write_text(json.dumps(_doc_pred([("a", 0, 10, "jump", 0.9), ("a", 0, 9, "jump", 0.8),
+                                          ("z", 0, 10, "jump", 0.7), ("a", 20, 28, "jump", 0.6)])))
+    assert main(["detection-map", str(gt), str(pred), "--json", "--tiou", "0.5,0.85"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["tiou"] == [0.5, 0.85] and doc["mAP"] == pytest.approx([0.75, 0.5])
+    assert doc["average_mAP"] == pytest.approx(0.625) and doc["per_class"]["jump"]["ap"] == pytest.approx([0.75, 0.5])
+    assert main(["detection-map", str(gt), str(pred), "--plot", str(tmp_path / "pr.png")]) == 0
+    out = capsys.readouterr().out
+    assert "average mAP" not in out and "jump" in out and (tmp_path / "pr.png").stat().st_size > 1000
+    default = [l for l in out.splitlines() if l.startswith("mAP")][0].split()
+    assert len(default) == 12  # 'mAP', ten thresholds, the average
+    pred.write_text('{"results": {"a": [{"label": "jump", "segment": [0, 1]}]}}')
+    assert main(["detection-map", str(gt), str(pred)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"actionclip: error: {pred}: video 'a', prediction 0: needs 'label', 'score' and 'segment'"

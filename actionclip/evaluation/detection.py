@@ -1,8 +1,8 @@
 """Temporal detection mAP: the arithmetic of ActivityNet's ``eval_detection.py``, written once.
 
-Both ActivityNet and THUMOS14 scoring (and our own annotated sets) come down to the same three steps,
-which papers take from the official ActivityNet code; we restate them here so that every protocol
-calls one implementation:
+ActivityNet scoring (and that of our own annotated sets, and most papers' Python ports for other
+datasets) comes down to three steps, restated here from the official ActivityNet code so that every
+caller uses one implementation (THUMOS14's MATLAB kit matches differently: see ``thumos14.py``):
 
 1. **temporal IoU** of a predicted segment with the ground-truth segments of its video
    (intersection clipped at 0, union = both lengths minus the intersection);
