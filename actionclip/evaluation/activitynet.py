@@ -69,17 +69,21 @@ def _document(source: Any, what: str, key: str) -> tuple[dict, str]:
 
 
 def read_ground_truth(source: str | os.PathLike | Mapping, subset: str | None = "validation",
-                      blocked: Iterable[str] = ()) -> tuple[Instances, dict]:
-    """Ground-truth instances of ``subset`` (``None``: every video), without ``blocked`` videos.
+                      blocked: Iterable[str] = (), videos: Iterable[str] | None = None) -> tuple[Instances, dict]:
+    """Ground-truth instances of ``subset`` (``None``: every video), without ``blocked`` videos, and
+    only of ``videos`` when given.
 
     Returns the instances (labels in order of first appearance) and facts for notes: ``videos`` (ids
     in the subset), ``other_subsets`` (ids of videos in other subsets), ``missing_fields``.
     """
     doc, name = _document(source, "ground truth", "database")
     blocked = set(blocked)
+    only = None if videos is None else set(videos)
     videos, segments, labels = [], [], []
     in_subset, other = set(), set()
     for video, entry in doc["database"].items():
+        if only is not None and video not in only:
+            continue
         where = f"{name}: video {video!r}"
         if not isinstance(entry, Mapping):
             raise UsageError(f"{where}: expected an object with 'subset' and 'annotations'")
@@ -154,7 +158,7 @@ def _read_blocked(blocked: str | os.PathLike | Iterable[str] | None) -> set[str]
 def evaluate_detection(ground_truth: str | os.PathLike | Mapping, predictions: str | os.PathLike | Mapping, *,
                        subset: str | None = "validation", tiou: Sequence[float] | np.ndarray | None = None,
                        blocked: str | os.PathLike | Iterable[str] | None = None,
-                       curves: bool = False) -> DetectionResult:
+                       videos: Iterable[str] | None = None, curves: bool = False) -> DetectionResult:
     """ActivityNet detection mAP of ``predictions`` against ``ground_truth`` (paths or parsed JSON).
 
     Args:
@@ -164,6 +168,8 @@ def evaluate_detection(ground_truth: str | os.PathLike | Mapping, predictions: s
         blocked: video ids removed from both files, as the official code does with the list its
             server returned (a list, or a file: JSON list or one id per line). Default: none, which
             is the official code run with ``check_status=False``.
+        videos: score only these ground-truth videos (our extension, for a run over part of a set;
+            predictions on other videos still count as false positives).
         curves: also keep each class's precision and recall (for a plot).
 
     Returns:
@@ -174,7 +180,7 @@ def evaluate_detection(ground_truth: str | os.PathLike | Mapping, predictions: s
         UsageError: unreadable or malformed files, one line naming the file and the cause.
     """
     blocked_ids = _read_blocked(blocked)
-    gt, gt_facts = read_ground_truth(ground_truth, subset, blocked_ids)
+    gt, gt_facts = read_ground_truth(ground_truth, subset, blocked_ids, videos)
     preds, pred_facts = read_predictions(predictions, blocked_ids)
     notes: list[str] = []
     for what, facts, src in (("ground truth", gt_facts, gt.source), ("predictions", pred_facts, preds.source)):

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -159,7 +159,8 @@ def _class_flags(gt: Instances, amb: Instances, det: Instances, thr: float) -> t
 
 def evaluate_thumos14(ground_truth: str | os.PathLike, detections: str | os.PathLike, *,
                       tiou: Sequence[float] | np.ndarray | None = None, classes: str | os.PathLike | None = None,
-                      subset: str = "test", curves: bool = False) -> DetectionResult:
+                      subset: str = "test", videos: Iterable[str] | None = None,
+                      curves: bool = False) -> DetectionResult:
     """THUMOS14 detection mAP as the kit computes it (see the module's docstring).
 
     Args:
@@ -168,6 +169,7 @@ def evaluate_thumos14(ground_truth: str | os.PathLike, detections: str | os.Path
         tiou: thresholds (default 0.3, 0.4, 0.5, 0.6, 0.7).
         classes: ``detclasslist.txt`` (default: the one in ``ground_truth``).
         subset: the file-name suffix of the annotation files, ``test`` or ``val``.
+        videos: score only these videos' instances (our extension, for a run over part of a set).
         curves: also keep each class's precision and recall (for a plot).
     """
     folder = Path(ground_truth)
@@ -176,6 +178,9 @@ def evaluate_thumos14(ground_truth: str | os.PathLike, detections: str | os.Path
     class_of = read_class_list(classes if classes is not None else folder / "detclasslist.txt")
     thresholds = THUMOS14_TIOU if tiou is None else np.asarray(tiou, dtype=np.float64).reshape(-1)
     everything = read_ground_truth(folder, class_of, subset)
+    if videos is not None:
+        only = set(videos)
+        everything = everything.select([v in only for v in everything.videos])
     dets, unknown = read_detections(detections, class_of)
     amb = everything.select([l == AMBIGUOUS for l in everything.labels])
     labels = list(class_of.values())
