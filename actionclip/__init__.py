@@ -46,7 +46,7 @@ _LAZY = {
     "evaluate_thumos14": "actionclip.evaluation.thumos14",
     "evaluate_retrieval": "actionclip.evaluation.retrieval",
     "retrieval_metrics": "actionclip.evaluation.retrieval",
-    "open_vocabulary_splits": "actionclip.evaluation.splits",
+    "evaluate_open_vocabulary": "actionclip.evaluation.splits",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]
