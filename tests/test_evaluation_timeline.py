@@ -44,6 +44,12 @@ def test_timelines_written_as_activitynet_score_ap_one(arranged_model, annotated
     videos = sorted(str(p) for p in folder.glob("*.mp4"))
     ids, missing = match_video_ids(videos, json.loads(gt.read_text())["database"])
     assert not missing and sorted(ids.values()) == ["one", "two"]
+    # Two files with one name are told apart by their folder; an unknown name is reported.
+    ids2, missing2 = match_video_ids(["a/test.mp4", "b/test.mp4", "c/x.mp4"], ["a/test", "b/test", "test"])
+    assert ids2 == {"a/test.mp4": "a/test", "b/test.mp4": "b/test"}
+    assert missing2 == [("c/x.mp4", "no video with this id in the ground truth")]
+    ids3, missing3 = match_video_ids(["a/test.mp4", "b/test.mp4"], ["test"])
+    assert not ids3 and [cause for _, cause in missing3] == ["2 files match the id 'test' (name it folder/name)"] * 2
     results = run_timelines(model, videos, LABELS, **OPTIONS)
     path = write_predictions(tmp_path / "pred.json", results, "activitynet", ids=ids)
     doc = json.loads(path.read_text())

@@ -103,17 +103,40 @@ def run_timelines(model: Any, videos: Sequence[str | os.PathLike], labels: Seque
     return results
 
 
-def match_video_ids(paths: Sequence[str | os.PathLike], known: Iterable[str]) -> tuple[dict[str, str], list[str]]:
-    """Map each video path to a ground-truth id: its stem, or its stem without ActivityNet's ``v_``
-    prefix. Returns ``({path: id}, [paths with no id])``."""
+def _id_candidates(path: str | os.PathLike) -> list[str]:
+    """Ids a file may go by: its stem, the stem without ActivityNet's ``v_``, then ``folder/stem``,
+    ``parent/folder/stem``, ... (to tell apart files that share a name)."""
+    p = Path(path)
+    stem = p.stem
+    out = [stem] + ([stem[2:]] if stem.startswith("v_") else [])
+    parts = list(p.with_suffix("").parts)
+    out += ["/".join(parts[-k:]) for k in range(2, len(parts) + 1)]
+    return out
+
+
+def match_video_ids(paths: Sequence[str | os.PathLike], known: Iterable[str]
+                    ) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """Map each video path to a ground-truth id (see :func:`_id_candidates`), the longest that matches.
+
+    Returns ``({path: id}, [(path, cause)])`` for the paths with no id, or whose id another path
+    also takes (two files named alike: give their ids as ``folder/name``).
+    """
     known = set(known)
-    found, missing = {}, []
+    found: dict[str, str] = {}
+    missing: list[tuple[str, str]] = []
     for path in paths:
-        stem = video_id(path)
-        for candidate in (stem, stem[2:] if stem.startswith("v_") else None):
-            if candidate is not None and candidate in known:
-                found[str(path)] = candidate
-                break
+        # The most specific id the ground truth knows: 'a/test' before 'test'.
+        vid = max((c for c in _id_candidates(path) if c in known), key=len, default=None)
+        if vid is None:
+            missing.append((str(path), "no video with this id in the ground truth"))
         else:
-            missing.append(str(path))
+            found[str(path)] = vid
+    taken: dict[str, list[str]] = {}
+    for path, vid in found.items():
+        taken.setdefault(vid, []).append(path)
+    for vid, holders in taken.items():
+        if len(holders) > 1:
+            for path in holders:
+                del found[path]
+                missing.append((path, f"{len(holders)} files match the id {vid!r} (name it folder/name)"))
     return found, missing

@@ -60,8 +60,8 @@ def plot_precision_recall(result: DetectionResult, path: str | os.PathLike, *, t
                           max_classes: int = 12) -> Path:
     """Precision-recall curves at one threshold (default: the first) as a PNG.
 
-    Needs ``result.curves`` (``curves=True`` when evaluating). With many classes the ``max_classes``
-    with most instances are drawn, and the title says how many were left out.
+    Needs ``result.curves`` (``curves=True`` when evaluating). Classes with predictions are drawn, at
+    most ``max_classes`` of them (highest AP first); the title says how many were left out.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -69,16 +69,16 @@ def plot_precision_recall(result: DetectionResult, path: str | os.PathLike, *, t
     if result.curves is None:
         raise ValueError("result has no curves: evaluate with curves=True")
     t = 0 if tiou is None else int(np.argmin(np.abs(np.asarray(result.tiou) - tiou)))
-    labels = sorted(result.labels, key=lambda l: -result.instances[l])[:max_classes]
+    scored = [l for l in result.labels if result.curves[l][0].shape[1]]
+    labels = sorted(scored, key=lambda l: (-result.ap[t, result.labels.index(l)], -result.instances[l]))[:max_classes]
     fig = Figure(figsize=(6.4, 4.8), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     for label in labels:
         precision, recall = result.curves[label]
         c = result.labels.index(label)
-        if precision.shape[1]:
-            ax.step(np.concatenate([[0.0], recall[t]]), np.concatenate([[precision[t][0]], precision[t]]),
-                    where="post", label=f"{label} (AP {100 * result.ap[t, c]:.1f})")
+        ax.step(np.concatenate([[0.0], recall[t]]), np.concatenate([[precision[t][0]], precision[t]]),
+                where="post", label=f"{label} (AP {100 * result.ap[t, c]:.1f})")
     left_out = len(result.labels) - len(labels)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.05)

@@ -198,19 +198,23 @@ def evaluate_retrieval(index: Any, captions: str | os.PathLike | Captions, *,
 
     caps = captions if isinstance(captions, Captions) else read_captions(captions)
     idx = index if isinstance(index, Index) else Index(index, device=device, dtype=dtype)
+    from actionclip.evaluation.predictions import _id_candidates
+
     sim_all, paths = index_similarity(idx, caps.sentences, templates=templates)
-    by_stem: dict[str, list[int]] = {}
+    by_stem: dict[str, list[int]] = {}  # every id a file may go by: stem, folder/stem, ...
     for i, p in enumerate(paths):
-        by_stem.setdefault(Path(p).stem, []).append(i)
+        for candidate in _id_candidates(p):
+            by_stem.setdefault(candidate, []).append(i)
     videos = list(dict.fromkeys(caps.video_ids))
     unknown = [v for v in videos if v not in by_stem]
     if unknown:
         shown = ", ".join(unknown[:5]) + (", ..." if len(unknown) > 5 else "")
         raise UsageError(f"{caps.source}: {len(unknown)} video id(s) not in the index {idx.path} ({shown}); "
-                         "ids are matched to indexed files by name without extension")
+                         "ids are matched to indexed files by name without extension, or folder/name")
     doubles = [v for v in videos if len(by_stem[v]) > 1]
     if doubles:
-        raise UsageError(f"{caps.source}: video id {doubles[0]!r} matches {len(by_stem[doubles[0]])} indexed files")
+        raise UsageError(f"{caps.source}: video id {doubles[0]!r} matches {len(by_stem[doubles[0]])} indexed files "
+                         "(name it folder/name)")
     column = [by_stem[v][0] for v in videos]
     sim = sim_all[:, column]
     # One caption per video keeps CSV order on both axes (text i is video i): the single-caption protocol.

@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     failed = [f"{i.name}: {i.cause}" for i in inputs if isinstance(i, InputError)]
     paths = [i.path for i in inputs if not isinstance(i, InputError)]
     ids, unmatched = match_video_ids(paths, known)
-    failed += [f"{p}: no video with this id in {args.ground_truth}" for p in unmatched]
+    failed += [f"{p}: {cause} ({args.ground_truth})" for p, cause in unmatched]
     for line in failed:
         print(f"actionclip: error: {line}", file=sys.stderr)
     if not ids:
