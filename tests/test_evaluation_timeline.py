@@ -108,3 +108,41 @@ def test_cli_eval_timeline_runs_timelines_and_scores(arranged_model, annotated, 
     assert doc["average_mAP"] == 1.0 and sorted(doc["per_class"]) == ["dancing", "juggling", "swimming"]
     assert {p.name for p in out.iterdir()} == {"predictions.json", "report.json", "report.txt", "pr.png"}
     assert json.loads((out / "report.json").read_text())["average_mAP"] == 1.0
+
+
+def test_cli_eval_timeline_on_a_thumos14_folder(arranged_model, annotated, tmp_path, monkeypatch, capsys):
+    from actionclip.cli import main, options
+
+    monkeypatch.setattr(options, "load_model", lambda args, frames=None: arranged_model[0])
+    folder, _ = annotated
+    kit = tmp_path / "kit"
+    kit.mkdir()
+    # class ids that are not 1..N: the predictions must carry the list's ids, not the labels' order
+    (kit / "detclasslist.txt").write_text("7 juggling\n9 swimming\n12 dancing\n")
+    lines = {label: [] for label in COLOUR_LABEL.values()}
+    for name, stretches in CLIPS.items():
+        t = 0.0
+        for colour, seconds in stretches:
+            if colour in COLOUR_LABEL:
+                lines[COLOUR_LABEL[colour]].append(f"{name} {t} {t + seconds}\n")
+            t += seconds
+    for label, rows in lines.items():
+        (kit / f"{label}_test.txt").write_text("".join(rows))
+    (kit / "Ambiguous_test.txt").write_text("")
+    out = tmp_path / "th14"
+    assert main(["eval-timeline", str(folder), "--ground-truth", str(kit), "-o", str(out), "--window", "1",
+                 "--stride", "0.25", "--frames", "4", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["protocol"] == "thumos14" and doc["mAP"] == [1.0] * 5
+    assert {line.split()[3] for line in (out / "predictions.txt").read_text().splitlines()} == {"7", "9", "12"}
+
+
+def test_public_api_names():
+    import actionclip
+    from actionclip.evaluation import activitynet, retrieval, splits, thumos14
+
+    assert actionclip.evaluate_detection is activitynet.evaluate_detection
+    assert actionclip.evaluate_thumos14 is thumos14.evaluate_thumos14
+    assert actionclip.evaluate_retrieval is retrieval.evaluate_retrieval
+    assert actionclip.retrieval_metrics is retrieval.retrieval_metrics
+    assert actionclip.evaluate_open_vocabulary is splits.evaluate_open_vocabulary

@@ -40,7 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="join segments of a label separated by less than S seconds (default 0)")
     p.add_argument("--start", type=non_negative_float, metavar="SECONDS", help="start here")
     p.add_argument("--end", type=positive_float, metavar="SECONDS", help="stop here")
-    p.add_argument("-o", "--out", metavar="PREFIX", help="output prefix (default: the video's name without extension)")
+    p.add_argument("-o", "--out", metavar="PREFIX", help="output prefix (default: the video's name without extension); "
+                   "with --format: the file to write")
     p.add_argument("--no-plot", action="store_true", help="do not write PREFIX.png")
     p.add_argument("--annotate", metavar="OUT.mp4", help="also write the video with the current label drawn on it")
     p.add_argument("--json", action="store_true", help="print the segments (with settings and stats) as JSON")
