@@ -126,17 +126,28 @@ def kit_overlap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.where(inter > 0, inter / span, 0.0)
 
 
-def _class_flags(gt: Instances, amb: Instances, det: Instances, thr: float) -> tuple[np.ndarray, np.ndarray]:
-    """Confidences and flags (True: TP, False: FP) of one class's kept detections, in the kit's order."""
+def _by_video(videos: Sequence[str]) -> dict[str, np.ndarray]:
+    groups: dict[str, list[int]] = {}
+    for i, v in enumerate(videos):
+        groups.setdefault(v, []).append(i)
+    return {v: np.asarray(ix) for v, ix in groups.items()}
+
+
+def _class_flags(gt: Instances, amb: Instances, det: Instances, thr: float,
+                 groups: tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]] | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Confidences and flags (True: TP, False: FP) of one class's kept detections, in the kit's order.
+    ``groups``: the indices of ``gt``, ``amb`` and ``det`` per video, when the caller has them."""
+    gt_of, amb_of, det_of = groups or (_by_video(gt.videos), _by_video(amb.videos), _by_video(det.videos))
     confs, flags = [], []
-    for video in sorted(set(gt.videos) | set(det.videos)):
-        d = [i for i, v in enumerate(det.videos) if v == video]
-        if not d:
+    for video in sorted(set(gt_of) | set(det_of)):
+        d = det_of.get(video)
+        if d is None:
             continue
-        d = np.asarray(d)[np.argsort(-det.scores[d], kind="stable")]
+        d = d[np.argsort(-det.scores[d], kind="stable")]
         free = np.ones(len(d), dtype=bool)
-        g = [i for i, v in enumerate(gt.videos) if v == video]
-        if g:
+        g = gt_of.get(video)
+        if g is not None:
             ov = kit_overlap(gt.segments[g], det.segments[d])
             for k in range(len(g)):
                 idx = np.nonzero(free)[0]
@@ -145,8 +156,9 @@ def _class_flags(gt: Instances, amb: Instances, det: Instances, thr: float) -> t
                 best = idx[int(np.argmax(ov[k, idx]))]  # argmax: the first of equal values, as MATLAB's max
                 if ov[k, best] > thr:
                     free[best] = False
-        a = [i for i, v in enumerate(amb.videos) if v == video]
-        near_amb = (kit_overlap(amb.segments[a], det.segments[d]).sum(axis=0) > 0) if a else np.zeros(len(d), bool)
+        a = amb_of.get(video)
+        near_amb = (kit_overlap(amb.segments[a], det.segments[d]).sum(axis=0) > 0) if a is not None \
+            else np.zeros(len(d), bool)
         keep = ~free | ~near_amb
         confs.append(det.scores[d][keep])
         flags.append(~free[keep])
@@ -183,6 +195,7 @@ def evaluate_thumos14(ground_truth: str | os.PathLike, detections: str | os.Path
         everything = everything.select([v in only for v in everything.videos])
     dets, unknown = read_detections(detections, class_of)
     amb = everything.select([l == AMBIGUOUS for l in everything.labels])
+    amb_groups = _by_video(amb.videos)
     labels = list(class_of.values())
     ap = np.zeros((len(thresholds), len(labels)))
     instances, predictions, curve_of = {}, {}, {}
@@ -200,8 +213,9 @@ def evaluate_thumos14(ground_truth: str | os.PathLike, detections: str | os.Path
                          "here (assert npos > 0); AP 0")
             continue
         precs, recs = [], []
+        groups = (_by_video(gt.videos), amb_groups, _by_video(det.videos))
         for t, thr in enumerate(thresholds):
-            _, flag = _class_flags(gt, amb, det, float(thr))
+            _, flag = _class_flags(gt, amb, det, float(thr), groups)
             tp = np.cumsum(flag, dtype=np.float64)
             fp = np.cumsum(~flag, dtype=np.float64)
             prec = tp / np.maximum(tp + fp, 1.0)
