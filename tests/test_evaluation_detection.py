@@ -267,7 +267,9 @@ def _official_cases(tmp_path):
     base_preds = [("a", 0.0, 10.0, "jump", 0.9), ("a", 1.0, 10.0, "jump", 0.9), ("a", 20.0, 29.0, "jump", 0.8),
                   ("a", 21.0, 30.0, "jump", 0.8), ("z", 0.0, 10.0, "jump", 0.95), ("b", 5.0, 12.5, "run", 0.4),
                   ("b", 5.0, 15.0, "run", 0.4)]
-    cases.append(("class without predictions", base_gt, base_preds, [0.5, 0.75, 0.95]))
+    # ... and a prediction on 't', a video of the training subset: a false positive for both codes
+    cases.append(("class without predictions", base_gt, base_preds + [("t", 0.0, 3.0, "jump", 0.55)],
+                  [0.5, 0.75, 0.95]))
     cases.append(("unknown label", base_gt, base_preds + [("a", 0.0, 10.0, "fly", 0.99)], [0.5, 0.75]))
     cases.append(("no predictions", base_gt, [], [0.5]))
     files = []
