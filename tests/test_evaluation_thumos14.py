@@ -82,3 +82,10 @@ def test_cli_detection_map_reads_a_thumos_folder(tmp_path, capsys):
     doc = json.loads(capsys.readouterr().out)
     assert doc["protocol"] == "thumos14" and doc["mAP"][0] == pytest.approx(17 / 45)
     assert np.allclose(doc["per_class"]["Jump"]["ap"], [34 / 45, 34 / 45, 5 / 9, 5 / 9, 5 / 9])
+    # the validation files (<Class>_val.txt) with --subset val; without them, one line
+    assert main(["detection-map", str(gt), str(det), "--subset", "val"]) == 1
+    assert "Jump_val.txt: no such ground truth file" in capsys.readouterr().err
+    for name in ("Jump", "Run", "Ambiguous"):
+        (gt / f"{name}_val.txt").write_text((gt / f"{name}_test.txt").read_text())
+    assert main(["detection-map", str(gt), str(det), "--subset", "val", "--json", "--tiou", "0.3"]) == 0
+    assert json.loads(capsys.readouterr().out)["mAP"] == [pytest.approx(17 / 45)]

@@ -30,8 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("predictions", metavar="PREDICTIONS", help="ActivityNet results JSON, or THUMOS14 detections text")
     p.add_argument("--format", choices=("auto", "activitynet", "thumos14"), default="auto",
                    help="file formats (default: thumos14 when GROUND_TRUTH is a folder, else activitynet)")
-    p.add_argument("--subset", default="validation", metavar="NAME",
-                   help="ActivityNet subset to score (default validation; 'all': every video)")
+    p.add_argument("--subset", metavar="NAME",
+                   help="ActivityNet subset to score (default validation; 'all': every video); THUMOS14: the "
+                        "annotation files' suffix, test (default) or val")
     p.add_argument("--tiou", metavar="LIST",
                    help="thresholds, 'a,b,c' or 'start:stop:step' (default 0.5:0.95:0.05, THUMOS14 0.3:0.7:0.1)")
     p.add_argument("--blocked", metavar="FILE",
@@ -59,12 +60,13 @@ def run(args: argparse.Namespace) -> int:
         from actionclip.evaluation.thumos14 import evaluate_thumos14
 
         result = evaluate_thumos14(args.ground_truth, args.predictions, tiou=tiou, classes=args.classes,
-                                   curves=curves)
+                                   subset=args.subset or "test", curves=curves)
     else:
         from actionclip.evaluation.activitynet import evaluate_detection
 
         result = evaluate_detection(args.ground_truth, args.predictions, tiou=tiou, blocked=args.blocked,
-                                    subset=None if args.subset == "all" else args.subset, curves=curves)
+                                    subset={None: "validation", "all": None}.get(args.subset, args.subset),
+                                    curves=curves)
     if args.plot:
         plot_precision_recall(result, args.plot)
     if args.json:
