@@ -16,7 +16,7 @@ import sys
 
 # Order here is the order shown in --help.
 COMMANDS = ["classify", "index", "search", "timeline", "watch", "serve", "eval", "train", "models", "download",
-            "export", "bench"]
+            "export", "bench", "detection_map", "eval_timeline", "eval_retrieval", "eval_open_vocab"]
 
 
 def _legacy_argv(argv: list[str]) -> list[str]:

@@ -266,3 +266,13 @@ def dataset_from(args: argparse.Namespace, subset: str | None) -> Any:
                                       novel_fraction=0.5 if args.novel_fraction is None else args.novel_fraction,
                                       seed=args.split_seed)
     return base_ds if subset == "base" else novel_ds
+
+
+def timeline_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments of :func:`actionclip.temporal.timeline.timeline` from the detection options
+    (``add_detection`` plus stride, smoothing, durations and batch size where the command has them)."""
+    names = ("background", "window", "stride", "frames", "threshold", "hysteresis", "smooth", "min_duration",
+             "min_gap", "score", "start", "end", "batch_size")
+    kwargs = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+    kwargs["templates"] = templates_from(args)
+    return kwargs
