@@ -31,7 +31,9 @@ _LOGGERS = ("ray", "lancedb", "pyarrow", "huggingface_hub", "transformers", "fil
 # Read by native code or child processes at start-up: only errors a user must see get through.
 _QUIET_ENV = {
     "LANCE_LOG": "error",  # LanceDB's Rust core (its deprecation notices are WARN)
-    "RAY_BACKEND_LOG_LEVEL": "fatal",  # Ray's C++ core worker in this process (actor notes, at ERROR)
+    # Ray's C++ core worker in this process: its note on each Ray Data actor (ray-project/ray#57733) is
+    # logged at ERROR. Ray still prints one INFO line saying it read this setting.
+    "RAY_BACKEND_LOG_LEVEL": "fatal",
     "PYTHONWARNINGS": "ignore",  # Python children: decoding processes, Ray's workers
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",
 }
