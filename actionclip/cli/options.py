@@ -17,7 +17,7 @@ from actionclip.choices import BACKENDS, CROPS, DEVICES, DTYPES, ONNX_PRECISIONS
 __all__ = [
     "positive_int", "non_negative_int", "positive_float", "non_negative_float", "probability",
     "add_labels", "add_model", "add_frames", "add_views", "add_templates", "add_runtime", "add_decoding",
-    "add_detection", "add_dataset", "add_backend", "add_ray",
+    "add_detection", "add_dataset", "add_backend", "add_ray", "add_verbose",
     "labels_from", "templates_from", "load_model", "has_class_split", "dataset_from", "read_labels",
 ]
 
@@ -155,6 +155,15 @@ def add_ray(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                    help="decode and encode on Ray: a cluster address (auto, ray://HOST:10001), or none "
                         "to start a local Ray runtime (needs: pip install 'actionclip[ray]')")
+
+
+def add_verbose(p: argparse.ArgumentParser, also: str = "", short: bool = False) -> None:
+    """``--verbose``: every command takes it (see :mod:`actionclip.chatter`); ``also`` says what more it
+    shows in this command."""
+    flags = ("-v", "--verbose") if short else ("--verbose",)
+    p.add_argument(*flags, action="store_true",
+                   help=f"also show {also + ', and ' if also else ''}what the libraries underneath print "
+                        "(warnings, log lines, progress bars)")
 
 
 def add_precision(p: argparse.ArgumentParser) -> None:
