@@ -151,7 +151,7 @@ def add_ray(p: argparse.ArgumentParser) -> None:
     """``--ray [ADDRESS]``: decode and encode on a Ray cluster (a local one without an address)."""
     p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                    help="decode and encode on Ray: a cluster address (auto, ray://HOST:10001), or none "
-                        "to start a local Ray runtime (needs: pip install 'actionclip[ray]')")
+                        "to start a local Ray runtime (needs: pip install \"actionclip[ray]\")")
 
 
 def add_precision(p: argparse.ArgumentParser) -> None:

@@ -58,8 +58,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from actionclip.bench.run import BenchConfig, format_table, rows_to_json, run_bench
     from actionclip.errors import UsageError
+    from actionclip.extras import require
+
+    # Before the torch import and the minutes of timing: the reference rows need the bench extra.
+    needed = (["transformers"] if not args.no_hf else []) + (["onnx", "onnxruntime"] if not args.no_onnx else [])
+    require("bench", "actionclip bench", modules=needed, alternative="or leave those rows out: --no-hf, --no-onnx")
+    from actionclip.bench.run import BenchConfig, format_table, rows_to_json, run_bench
 
     for name in args.dtypes:
         if name not in ("fp32", "bf16", "fp16"):
