@@ -155,12 +155,15 @@ def test_health_models_classes_docs_and_page(client, server):
     assert DEFAULT_MODEL in [row["name"] for row in models["registry"]]
     lists = client.get("/v1/classes")["lists"]
     assert {"ucf101", "hmdb51", "k400", "k600"} <= set(lists)
-    from actionclip.training.datasets import builtin_classes
+    from actionclip.text.classes import builtin_classes, builtin_labels
 
-    assert client.get("/v1/classes/ucf101")["classes"] == builtin_classes("ucf101")
+    # The page fills its labels from "classes": the words classify --labels and eval give the model.
+    ucf = client.get("/v1/classes/ucf101")
+    assert ucf["classes"] == builtin_labels("ucf101") and ucf["names"] == builtin_classes("ucf101")
+    assert "uneven bars" in ucf["classes"]
     with pytest.raises(ServeError) as err:
-        client.get("/v1/classes/nope")
-    assert err.value.status == 404 and "ucf101" in err.value.message
+        client.get("/v1/classes/hmdb5")
+    assert err.value.status == 404 and "did you mean 'hmdb51'?" in err.value.message
 
     spec = client.get("/openapi.json")
     form = spec["paths"]["/v1/classify"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
