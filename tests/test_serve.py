@@ -69,7 +69,7 @@ def upload_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def server(tiny_checkpoint, upload_dir):
     """The main server: small limits so that every limit can be hit cheaply."""
-    with ServerProcess(["--model", tiny_checkpoint, "--dtype", "fp32", "--device", "cpu", "--max-upload-mb", "1",
+    with ServerProcess(["--model", tiny_checkpoint, "--dtype", "fp32", "--device", "cpu", "--max-upload-mib", "1",
                         "--max-duration", "20", "--max-wait", "0.05", "--queue-size", "32", "--workers", "2",
                         "--temp-dir", upload_dir], env={"ACTIONCLIP_SERVE_TOKEN": ""}) as srv:
         yield srv
@@ -319,7 +319,7 @@ def test_upload_limit_is_checked_while_streaming(server, client, upload_dir):
     sock.sendall(b"POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
                  b"Content-Length: 10000000000\r\n\r\n")
     status, _, body = read_reply(sock)
-    assert status == 413 and "limit of 1 MB" in body["error"]
+    assert status == 413 and "limit of 1 MiB" in body["error"]
 
     # No length announced (chunked): refused as soon as the file part passes 1 MB, while the
     # client is still sending (it never finishes the body).
@@ -339,7 +339,7 @@ def test_upload_limit_is_checked_while_streaming(server, client, upload_dir):
         sock.sendall(chunk(b"\0" * (256 * 1024)))
         sent += 256 * 1024
     status, _, body = read_reply(sock)
-    assert status == 413 and "over this server's limit of 1 MB" in body["error"]
+    assert status == 413 and "over this server's limit of 1 MiB" in body["error"]
     assert_healthy(client)
     wait_for(lambda: not list(upload_dir.iterdir()), what="the partial upload to be deleted")
 
@@ -539,6 +539,21 @@ def test_serve_without_the_extra_is_one_line(tmp_path):
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [('actionclip: error: serving needs fastapi, which is not installed: '
                                                  'pip install "actionclip[serve]"')]
+
+
+def test_upload_limit_is_in_mib_and_the_old_flag_still_works(capsys):
+    from actionclip.cli import build_parser
+    from actionclip.serve.settings import ServeSettings
+
+    parser = build_parser()
+    assert parser.parse_args(["serve", "--max-upload-mib", "1.5"]).max_upload_mib == 1.5
+    assert parser.parse_args(["serve", "--max-upload-mb", "3"]).max_upload_mib == 3  # the old name
+    assert parser.parse_args(["serve"]).max_upload_mib == 200
+    assert ServeSettings(max_upload_mib=1).max_upload_bytes == 2 ** 20
+    with pytest.raises(SystemExit):
+        parser.parse_args(["serve", "--help"])
+    shown = capsys.readouterr().out
+    assert "--max-upload-mib MIB" in shown and "in MiB" in shown and "--max-upload-mb" not in shown
 
 
 def test_port_in_use_is_one_line(tiny_checkpoint):

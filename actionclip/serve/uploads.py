@@ -133,7 +133,7 @@ class _FormState:
         if self._is_file:
             self.upload.size += end - start
             if self.upload.size > self.max_bytes:
-                self._fail(413, f"upload over this server's limit of {_megabytes(self.max_bytes)}")
+                self._fail(413, f"upload over this server's limit of {_mebibytes(self.max_bytes)}")
                 return
             self.pending += data[start:end]
         else:
@@ -151,8 +151,8 @@ class _FormState:
             self.upload.fields.setdefault(self._name, []).append(text)
 
 
-def _megabytes(n: int) -> str:
-    return f"{n / (1024 * 1024):g} MB"
+def _mebibytes(n: int) -> str:
+    return f"{n / (1024 * 1024):g} MiB"
 
 
 @contextlib.asynccontextmanager
@@ -173,7 +173,7 @@ async def receive_upload(request: Any, *, max_bytes: int, temp_dir: str | os.Pat
         raise Problem(400, f"expected a multipart/form-data body with a '{FILE_FIELD}' file and 'labels' fields")
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes + 1024 * 1024:  # + room for the fields
-        raise Problem(413, f"upload of {_megabytes(int(declared))} over this server's limit of {_megabytes(max_bytes)}")
+        raise Problem(413, f"upload of {_mebibytes(int(declared))} over this server's limit of {_mebibytes(max_bytes)}")
 
     handle: list[Any] = []
 
