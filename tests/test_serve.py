@@ -556,6 +556,56 @@ def test_upload_limit_is_in_mib_and_the_old_flag_still_works(capsys):
     assert "--max-upload-mib MIB" in shown and "in MiB" in shown and "--max-upload-mb" not in shown
 
 
+def test_temp_dir_that_cannot_be_written_is_refused_at_start_up(tiny_checkpoint):
+    """Tests run as root, for whom chmod does not stop writes: sysfs (/sys) is a folder in which no
+    one, root included, can create a regular file, so it is a temp dir that truly fails."""
+    from actionclip.serve.uploads import temp_dir_problem
+    from cli_support import run_cli
+
+    if temp_dir_problem("/sys") is None:
+        pytest.skip("this machine lets a file be created in /sys")
+    done = run_cli("serve", "--model", tiny_checkpoint, "--port", "0", "--temp-dir", "/sys")
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert lines[0].startswith("actionclip: error: --temp-dir /sys: uploads cannot be stored there ("), lines[0]
+    assert "serving" not in done.stderr
+
+
+def test_an_upload_the_server_cannot_store_is_one_json_line(tiny_checkpoint, files, tmp_path):
+    """The temp folder disappears after start-up (a cleaned /tmp, an unmounted disk): each upload
+    answers one JSON line naming no server path, the server's log has one line and no traceback,
+    and the server keeps serving once the folder is back."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    with ServerProcess(["--model", tiny_checkpoint, "--dtype", "fp32", "--device", "cpu", "--temp-dir", spool],
+                       env={"ACTIONCLIP_SERVE_TOKEN": ""}) as srv:
+        client = ServeClient(srv.url, timeout=120)
+        spool.rmdir()
+        for _ in range(2):
+            with pytest.raises(ServeError) as err:
+                client.classify(files["clip0"], LABELS)
+            assert err.value.status == 500
+            assert err.value.message == "the server cannot store the upload (No such file or directory); try again later"
+            assert str(tmp_path) not in err.value.message
+        spool.mkdir()
+        assert len(client.classify(files["clip0"], LABELS)["results"]) == len(LABELS)
+        assert srv.stop() == 0
+    assert "Traceback" not in srv.log, srv.log
+    stored = [line for line in srv.log.splitlines() if "cannot store an upload" in line]
+    assert len(stored) == 2 and list(spool.iterdir()) == []
+
+
+def test_a_full_disk_answers_507():
+    import errno
+
+    from actionclip.serve.uploads import storage_problem
+
+    full = storage_problem(OSError(errno.ENOSPC, "No space left on device"))
+    assert (full.status, full.message) == (507, "the server cannot store the upload (No space left on device); try again later")
+    assert storage_problem(OSError(errno.EROFS, "Read-only file system")).status == 500
+
+
 def test_port_in_use_is_one_line(tiny_checkpoint):
     from cli_support import run_cli
 

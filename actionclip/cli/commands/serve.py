@@ -75,10 +75,15 @@ def run(args: argparse.Namespace) -> int:
     from actionclip.serve.server import bind, run_server
     from actionclip.serve.settings import ServeSettings
 
-    if args.temp_dir and not Path(args.temp_dir).is_dir():
-        from actionclip.errors import UsageError
+    from actionclip.errors import UsageError
+    from actionclip.serve.uploads import temp_dir_problem
 
+    if args.temp_dir and not Path(args.temp_dir).is_dir():
         raise UsageError(f"--temp-dir {args.temp_dir}: no such folder")
+    problem = temp_dir_problem(args.temp_dir)  # now, not as a 500 on every upload
+    if problem:
+        where = f"--temp-dir {args.temp_dir}" if args.temp_dir else "the system's temporary folder (choose one with --temp-dir)"
+        raise UsageError(f"{where}: uploads cannot be stored there ({problem})")
     templates = options.templates_from(args)
     settings = ServeSettings(
         host=args.host, port=args.port, token=args.token, max_upload_mib=args.max_upload_mib,
