@@ -75,6 +75,10 @@ def run(args: argparse.Namespace) -> int:
         hf=not args.no_hf, onnx=not args.no_onnx, int8=args.int8, compile=args.compile,
         cuda_graphs=args.cuda_graphs, clip=args.clip, threads=args.threads,
     )
+    if args.clip:  # the end-to-end row comes last: a bad clip must fail before the minutes of timing
+        from actionclip.video import probe
+
+        probe(args.clip)
     from actionclip.files import check_writable, write_text
 
     out = Path(args.json) if args.json else None

@@ -86,8 +86,16 @@ def run(args: argparse.Namespace) -> int:
         grad_clip=args.grad_clip, seed=args.seed, workers=args.workers, cache_frames=args.cache_frames,
         device=args.device, eval_every=args.eval_every, progress=not args.quiet,
     )
+    out_existed = os.path.lexists(args.out)
     try:
         result = train(args.model, data, args.out, config, val_set=val, resume=args.resume)
+    except BaseException:
+        if not out_existed:  # a run that failed before writing anything leaves no empty folder
+            try:
+                os.rmdir(args.out)
+            except OSError:
+                pass
+        raise
     finally:
         import torch.distributed as dist
 
