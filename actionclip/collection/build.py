@@ -40,7 +40,7 @@ class NothingIndexed(UsageError):
     Each video's cause has gone to ``on_error``; this exception adds none."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class Job:
     """One video to encode: ``name`` as given, resolved ``path``, the file's size and mtime (ns), and
     its duration once decoded."""

@@ -90,11 +90,16 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = train(args.model, data, args.out, config, val_set=val, resume=args.resume)
     except BaseException:
-        if not out_existed:  # a run that failed before writing anything leaves no empty folder
-            try:
-                os.rmdir(args.out)
-            except OSError:
-                pass
+        from pathlib import Path
+
+        from actionclip.training.train import LAST
+
+        # The folder is this run's own: if it failed before its first checkpoint, nothing in it can
+        # be resumed, so none of it is left behind.
+        if not out_existed and not (Path(args.out) / LAST).exists():
+            import shutil
+
+            shutil.rmtree(args.out, ignore_errors=True)
         raise
     finally:
         import torch.distributed as dist
