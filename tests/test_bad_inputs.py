@@ -119,7 +119,9 @@ def _argv(command: str, bad: str, f: dict[str, Path], out: Path) -> tuple[list[s
         argv = [*run, "--port", "0", "--temp-dir", dest if bad == "unwritable output" else out]
     elif command == "download":
         argv = ["no-such-model" if bad == "unknown model" else "vit-b-32-8f"]
-        env = {"ACTIONCLIP_CACHE": str(dest / "cache"), "ACTIONCLIP_OFFLINE": "1"}
+        # Online, so that the unwritable cache itself is the cause (offline, "not cached" would be):
+        # the cache is checked before any connection is made.
+        env = {"ACTIONCLIP_CACHE": str(dest / "cache"), "ACTIONCLIP_OFFLINE": "0", "HF_HUB_OFFLINE": "0"}
     elif command == "bench":
         clip = video if bad in ("missing file", "empty file", "not a video", "truncated video") else f["good"]
         bench_model = model if bad.endswith("checkpoint") else "tiny"
