@@ -83,7 +83,8 @@ def add_labels(p: argparse.ArgumentParser) -> None:
     labels.add_argument("-t", "--text", action="append", metavar="LABEL", help="an action label (repeat for each)")
     labels.add_argument("--labels", metavar="FILE|NAME",
                         help="text file with one label per line ('#' starts a comment line), or a built-in "
-                             "class list: k400, k600, ucf101, hmdb51")
+                             "class list: k400, k600, ucf101, hmdb51 (its class names as words, as eval "
+                             "gives them: ApplyEyeMakeup -> 'apply eye makeup')")
 
 
 def add_model(p: argparse.ArgumentParser, what: str = "the model") -> None:
@@ -154,7 +155,7 @@ def add_ray(p: argparse.ArgumentParser) -> None:
     """``--ray [ADDRESS]``: decode and encode on a Ray cluster (a local one without an address)."""
     p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                    help="decode and encode on Ray: a cluster address (auto, ray://HOST:10001), or none "
-                        "to start a local Ray runtime (needs: pip install 'actionclip[ray]')")
+                        "to start a local Ray runtime (needs: pip install \"actionclip[ray]\")")
 
 
 def add_verbose(p: argparse.ArgumentParser, also: str = "", short: bool = False) -> None:
@@ -219,11 +220,13 @@ def labels_from(args: argparse.Namespace) -> list[str]:
     """
     from actionclip.text.labels import check_labels, load_labels
 
-    if args.labels and not os.path.exists(args.labels):
-        from actionclip.training.datasets import BUILTIN_CLASS_LISTS, builtin_classes
+    if args.labels and not os.path.exists(args.labels):  # a file of a list's name wins
+        from actionclip.errors import UsageError
+        from actionclip.text.classes import builtin_key, builtin_labels, not_a_list
 
-        if args.labels.lower() in BUILTIN_CLASS_LISTS:  # a file of that name wins
-            return check_labels(builtin_classes(args.labels), args.labels)
+        if builtin_key(args.labels) is None:
+            raise UsageError(f"--labels {args.labels}: no such labels file, and {not_a_list(args.labels)}")
+        return check_labels(builtin_labels(args.labels), args.labels)
     return load_labels(args.labels) if args.labels else check_labels(args.text or [], "--text")
 
 

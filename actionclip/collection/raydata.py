@@ -42,11 +42,11 @@ CPU_BATCH = 4
 
 def require_ray() -> Any:
     """``ray`` with Ray Data, or a one-line error saying how to install it."""
-    try:
-        import ray
-        import ray.data  # noqa: F401
-    except ImportError:
-        raise UsageError("--ray needs Ray Data: pip install 'actionclip[ray]'") from None
+    from actionclip.extras import require
+
+    require("ray", "running on Ray")
+    import ray
+
     return ray
 
 

@@ -61,6 +61,10 @@ def run(args: argparse.Namespace) -> int:
     from actionclip.video.stream import parse_source
 
     source = parse_source(args.source, format=args.format, options=dict(args.option))  # checks before loading
+    if source.kind == "file" and not source.format:
+        from actionclip.video import probe
+
+        probe(source.target)  # a file that is no video is its one error line, before any "watching"
     labels, templates = options.labels_from(args), options.templates_from(args)  # checked before loading
     model = options.load_model(args)
     summary = LiveSummary(labels)
