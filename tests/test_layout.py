@@ -42,13 +42,13 @@ def _import_graph() -> dict[str, set[str]]:
 # own layer or those below. ``actionclip`` itself (the package facade) names its public objects as
 # strings and imports nothing, so any layer may read ``actionclip.__version__``.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("core", ("", "errors", "files", "choices", "runtime")),
+    ("core", ("", "errors", "files", "choices", "runtime", "extras", "chatter")),
     ("media", ("video", "text")),
     ("model", ("model",)),
     ("families", ("families",)),
     ("loading", ("loading",)),
     ("workflows", ("workflows", "temporal", "pipeline", "results")),
-    ("applications", ("collection", "training", "onnx", "bench", "serve", "_dev")),
+    ("applications", ("collection", "training", "evaluation", "onnx", "bench", "serve", "_dev")),
     ("api", ("api",)),
     ("cli", ("cli", "__main__")),
 ]

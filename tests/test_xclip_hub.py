@@ -262,5 +262,5 @@ def test_without_huggingface_hub_release_files_come_through_our_downloader(tmp_p
     assert zero.startswith("DownloadError model 'xclip-b-16-zero-shot': it is not in the cache")
     assert f"download https://github.com/nbl97/X-CLIP_Model_Zoo/releases/download/v1.0/zero.pth and save it as " \
            f"{tmp_path / 'cache' / 'xclip-zero.pth'}" in zero
-    assert large.startswith("UsageError") and "pip install 'actionclip[hub]'" in large
+    assert large.startswith("UsageError") and "pip install \"actionclip[hub]\"" in large
     assert path == str(tmp_path / "cache" / "xclip-zero.pth")

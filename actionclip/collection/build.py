@@ -18,6 +18,7 @@ and duplicates nothing). A video that fails is reported through ``on_error`` and
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, cast
@@ -31,10 +32,15 @@ from actionclip.pipeline import PrepareViews
 if TYPE_CHECKING:
     from actionclip.model.base import VideoTextModel
 
-__all__ = ["index", "BuildReport", "Job", "COMMIT_VIDEOS", "COMMIT_SECONDS"]
+__all__ = ["index", "NothingIndexed", "BuildReport", "Job", "COMMIT_VIDEOS", "COMMIT_SECONDS"]
 
 COMMIT_VIDEOS = 1024  # a cluster run finishes thousands of videos a second: commits stay ~1 per second or rarer
 COMMIT_SECONDS = 10.0
+
+
+class NothingIndexed(UsageError):
+    """No video of a run could be indexed and there was no index before it: none is left behind.
+    Each video's cause has gone to ``on_error``; this exception adds none."""
 
 
 @dataclass
@@ -271,87 +277,98 @@ def index(
         error = UsageError(f"{bad.name}: {bad.cause}")
         report.failed.append((bad.name, error))
         on_error(bad.name, error)
-    with store.writing():
-        meta = store.read_meta() if store.exists() else None
-        requested = model if isinstance(model, (str, os.PathLike)) else None
-        if model is None:
-            from actionclip.loading.registry import DEFAULT_MODEL
+    existed = store.path.exists()
+    if not existed and all(isinstance(i, InputError) for i in inputs):
+        raise NothingIndexed(f"{store.path}: no video to index; nothing was written")
+    try:
+        with store.writing():
+            meta = store.read_meta() if store.exists() else None
+            requested = model if isinstance(model, (str, os.PathLike)) else None
+            if model is None:
+                from actionclip.loading.registry import DEFAULT_MODEL
 
-            requested = model_ref.target(meta["model"], store.path) if meta else DEFAULT_MODEL
-        if isinstance(requested, (str, os.PathLike)):
-            from actionclip.loading.load import load
+                requested = model_ref.target(meta["model"], store.path) if meta else DEFAULT_MODEL
+            if isinstance(requested, (str, os.PathLike)):
+                from actionclip.loading.load import load
 
-            model = load(requested, device=device, dtype=dtype or (meta["model"].get("dtype") if meta else None))
-        model = cast("VideoTextModel", model)  # a name or a path was loaded just above
-        if meta:  # options not given keep the index's own
-            frames, clips, crops = frames or meta["frames"], clips or meta["clips"], crops or meta["crops"]
-            if window is None and stride is None:
-                window, stride = meta["window"], meta["stride"]
-        settings = _settings(model, frames, clips or 1, crops or 1, window, stride)
-        if meta:
-            model_ref.check(meta["model"], model, store.path)
-            _check_settings(store, meta, settings)
-        else:
-            store.write_meta({"model": model_ref.describe(model, requested), **settings})
-        jobs = _jobs([i for i in inputs if not isinstance(i, InputError)], report, on_error)
-        done = store.videos()
-        todo = [j for j in jobs if done.get(j.path) != (j.size, j.mtime_ns)]
-        report.unchanged = len(jobs) - len(todo)
-        replace = {j.path for j in todo if j.path in done}
-        report.replaced = len(replace)
-        if on_start:
-            on_start(len(todo))
-        on_gpu = model.on_gpu
-        batch_size = batch_size or (8 if on_gpu else 1)
-        prepare = Prepare(model.views, settings["frames"], settings["clips"], settings["crops"])
-        if ray:
-            from actionclip.collection.raydata import encode_videos_ray
+                model = load(requested, device=device, dtype=dtype or (meta["model"].get("dtype") if meta else None))
+            model = cast("VideoTextModel", model)  # a name or a path was loaded just above
+            if meta:  # options not given keep the index's own
+                frames, clips, crops = frames or meta["frames"], clips or meta["clips"], crops or meta["crops"]
+                if window is None and stride is None:
+                    window, stride = meta["window"], meta["stride"]
+            settings = _settings(model, frames, clips or 1, crops or 1, window, stride)
+            if meta:
+                model_ref.check(meta["model"], model, store.path)
+                _check_settings(store, meta, settings)
+            else:
+                store.write_meta({"model": model_ref.describe(model, requested), **settings})
+            jobs = _jobs([i for i in inputs if not isinstance(i, InputError)], report, on_error)
+            done = store.videos()
+            todo = [j for j in jobs if done.get(j.path) != (j.size, j.mtime_ns)]
+            report.unchanged = len(jobs) - len(todo)
+            replace = {j.path for j in todo if j.path in done}
+            report.replaced = len(replace)
+            if on_start:
+                on_start(len(todo))
+            on_gpu = model.on_gpu
+            batch_size = batch_size or (8 if on_gpu else 1)
+            prepare = Prepare(model.views, settings["frames"], settings["clips"], settings["crops"])
+            if ray:
+                from actionclip.collection.raydata import encode_videos_ray
 
-            encoded = encode_videos_ray(requested or model, todo, prepare, batch_size=batch_size,
-                                        address=None if ray is True or ray == "local" else str(ray),
-                                        dtype=model.dtype_name,
-                                        moments=Moments(settings) if settings["window"] is not None else None)
-        else:
-            from actionclip.pipeline import encode_videos
+                encoded = encode_videos_ray(requested or model, todo, prepare, batch_size=batch_size,
+                                            address=None if ray is True or ray == "local" else str(ray),
+                                            dtype=model.dtype_name,
+                                            moments=Moments(settings) if settings["window"] is not None else None)
+            else:
+                from actionclip.pipeline import encode_videos
 
-            encoded = encode_videos(model, todo, prepare, batch_size=batch_size, workers=workers)
-        writer = _Writer(store, replace)
-        try:
-            for batch, features in encoded:
-                if isinstance(features, BaseException):
-                    for job in batch:
-                        report.failed.append((job.name, features))
-                        on_error(job.name, features)
-                        on_video(job.name)
-                    continue
-                if isinstance(features, VideoFeatures) and settings["window"] is not None:
-                    raise UsageError("window: moments cannot be searched for a model whose text depends on "
-                                     "the video; index without window")
-                writer.features_kind = features_kind(features)
-                rows = to_rows(_to_numpy(model, features))
-                for i, job in enumerate(batch):
-                    cols = {k: v[i : i + 1] for k, v in rows.items()}
-                    windows: list[tuple[float, float, np.ndarray]] = job.moments or []
-                    if settings["window"] is not None and job.moments is None:
-                        try:
-                            windows = _window_vectors(model, job.name, settings, batch_size=32)
-                        except Exception as exc:  # noqa: BLE001 - reported, the run goes on
-                            report.failed.append((job.name, exc))
-                            on_error(job.name, exc)
+                encoded = encode_videos(model, todo, prepare, batch_size=batch_size, workers=workers)
+            writer = _Writer(store, replace)
+            try:
+                for batch, features in encoded:
+                    if isinstance(features, BaseException):
+                        for job in batch:
+                            report.failed.append((job.name, features))
+                            on_error(job.name, features)
                             on_video(job.name)
-                            continue
-                    writer.add(job, cols, windows)
-                    report.encoded += 1
-                    report.windows += len(windows)
-                    on_video(job.name)
-                if writer.due():
-                    writer.flush()
-        finally:
-            close = getattr(encoded, "close", None)
-            if close:
-                close()
-            writer.flush()  # whatever finished before an interruption is kept
-        store.finish()
+                        continue
+                    if isinstance(features, VideoFeatures) and settings["window"] is not None:
+                        raise UsageError("window: moments cannot be searched for a model whose text depends on "
+                                         "the video; index without window")
+                    writer.features_kind = features_kind(features)
+                    rows = to_rows(_to_numpy(model, features))
+                    for i, job in enumerate(batch):
+                        cols = {k: v[i : i + 1] for k, v in rows.items()}
+                        windows: list[tuple[float, float, np.ndarray]] = job.moments or []
+                        if settings["window"] is not None and job.moments is None:
+                            try:
+                                windows = _window_vectors(model, job.name, settings, batch_size=32)
+                            except Exception as exc:  # noqa: BLE001 - reported, the run goes on
+                                report.failed.append((job.name, exc))
+                                on_error(job.name, exc)
+                                on_video(job.name)
+                                continue
+                        writer.add(job, cols, windows)
+                        report.encoded += 1
+                        report.windows += len(windows)
+                        on_video(job.name)
+                    if writer.due():
+                        writer.flush()
+            finally:
+                close = getattr(encoded, "close", None)
+                if close:
+                    close()
+                writer.flush()  # whatever finished before an interruption is kept
+            store.finish()
+    except BaseException:
+        if not existed and report.encoded == 0:  # it created the index and failed before storing a video
+            shutil.rmtree(store.path, ignore_errors=True)
+        raise  # (an interrupted run that stored videos keeps them: the next run resumes)
+    if not existed and report.encoded == 0:  # every video failed: leave no empty index behind
+        shutil.rmtree(store.path, ignore_errors=True)
+        raise NothingIndexed(f"{store.path}: no video could be indexed; nothing was written")
     report.seconds = time.perf_counter() - t0
     result = Index(out, model=model)
     result.report = report

@@ -45,11 +45,11 @@ CPU_BATCH = 4
 
 def require_ray() -> Any:
     """``ray`` with Ray Data, or a one-line error saying how to install it."""
-    try:
-        import ray
-        import ray.data  # noqa: F401
-    except ImportError:
-        raise UsageError("--ray needs Ray Data: pip install 'actionclip[ray]'") from None
+    from actionclip.extras import require
+
+    require("ray", "running on Ray")
+    import ray
+
     return ray
 
 
@@ -192,10 +192,12 @@ def _runtime_env(address: str | None) -> dict[str, Any]:
 
 def _connect(ray: Any, address: str | None) -> bool:
     """Join or start Ray; True when this call started it (and so must stop it)."""
+    from actionclip.chatter import library_log_level
+
     if ray.is_initialized():
         return False
     try:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="WARNING",
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=library_log_level(),
                  configure_logging=True, runtime_env=_runtime_env(address))
     except (ConnectionError, ValueError, RuntimeError) as exc:
         raise UsageError(f"--ray {address or ''}: cannot start or reach Ray ({' '.join(str(exc).split())[:200]})") from None
@@ -234,8 +236,12 @@ def encode_videos_ray(
 
         import logging
 
-        logging.getLogger("ray.data").setLevel(logging.WARNING)  # per-dataset INFO lines drown the results
+        from actionclip.chatter import library_log_level, verbose
+
+        logging.getLogger("ray.data").setLevel(library_log_level())  # per-dataset INFO lines drown the results
         context = ray.data.DataContext.get_current()
+        if not verbose():
+            context.enable_progress_bars = False  # the caller shows its own
         context.execution_options.preserve_order = True
         gpus = int(ray.cluster_resources().get("GPU", 0))
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))

@@ -49,12 +49,11 @@ ANN_MIN_ROWS = 50_000
 def require_lancedb() -> Any:
     """``lancedb`` (and the ``pyarrow`` it writes with), or a one-line error saying how to install
     them. Called before any work, so a missing extra fails at once rather than after the encoding."""
-    try:
-        import lancedb
-        import pyarrow  # noqa: F401 - the store's rows are Arrow tables
-    except ImportError as exc:
-        raise UsageError(f"video indexes need LanceDB and pyarrow ({exc.name} is missing): "
-                         "pip install 'actionclip[index]'") from None
+    from actionclip.extras import require
+
+    require("index", "video indexes")
+    import lancedb
+
     return lancedb
 
 

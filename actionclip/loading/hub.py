@@ -30,7 +30,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-from actionclip.errors import DownloadError, UsageError
+from actionclip.errors import DownloadError
 
 if TYPE_CHECKING:
     from actionclip.loading.registry import ModelSpec
@@ -48,10 +48,11 @@ def available() -> bool:
 
 
 def _hub() -> Any:
-    try:
-        import huggingface_hub
-    except ImportError:
-        raise UsageError("models on the Hugging Face Hub need huggingface_hub: pip install 'actionclip[hub]'") from None
+    from actionclip.extras import require
+
+    require("hub", "models on the Hugging Face Hub")
+    import huggingface_hub
+
     return huggingface_hub
 
 

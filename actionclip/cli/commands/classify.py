@@ -78,11 +78,9 @@ def _load_model(args: argparse.Namespace) -> VideoTextModel:
     if args.backend != "onnx" and args.onnx_precision != "auto":
         raise UsageError(f"--onnx-precision {args.onnx_precision} needs --backend onnx")
     if args.backend == "onnx":
-        try:
-            from actionclip.onnx import backend as onnx_backend  # noqa: F401 - fails here without onnxruntime
-        except ImportError as exc:
-            raise UsageError(f"--backend onnx: the ONNX backend cannot be loaded ({exc}); "
-                             "install it with: pip install 'actionclip[onnx]'") from None
+        from actionclip.extras import require
+
+        require("onnx", "--backend onnx", modules=["onnxruntime"])
         if not Path(args.model).expanduser().exists():
             raise UsageError(f"--backend onnx: --model {args.model!r} must be the folder written by "
                              "'actionclip export MODEL --onnx DIR' (or its JSON file)")

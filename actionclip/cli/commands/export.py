@@ -35,13 +35,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        import onnx  # noqa: F401
-    except ImportError:
-        from actionclip.errors import UsageError
+    from actionclip.extras import require
 
-        raise UsageError("export --onnx: the 'onnx' package is not installed "
-                         "(pip install 'actionclip[onnx]')") from None
+    # onnx writes and checks the graphs; ONNX Runtime quantises them to int8 and measures the drift.
+    require("onnx", "export --onnx", modules=["onnx", "onnxruntime"] if args.int8 else ["onnx"])
     from actionclip.files import check_writable
     from actionclip.loading.load import load
     from actionclip.onnx.export import export_onnx

@@ -88,7 +88,7 @@ for (const tab of document.querySelectorAll(".tab")) {
 function choose(file) {
   if (!file) return;
   chosen = file;
-  $("file-name").textContent = `${file.name} (${(file.size / 1048576).toFixed(1)} MB)`;
+  $("file-name").textContent = `${file.name} (${(file.size / 1048576).toFixed(1)} MiB)`;
   $("classify").disabled = false;
   const player = $("player");
   if (player.src) URL.revokeObjectURL(player.src);
