@@ -15,7 +15,8 @@ reading of the paper suggests; both rules were checked against their code on ran
   ratio`` is an fp16 product. Under PyTorch 1.11, their environment, the CPU first rounds the ratio
   itself to fp16 (0.6 -> 0.599609375); newer PyTorch keeps it in fp32, so their code gives other
   numbers there (up to ~1e-4 in probabilities for L/14), and the 1.11 figures are the published ones.
-  With B/16's and B/32's 0.5 every way of computing it agrees.
+  With B/16's and B/32's 0.5 both versions agree, and an fp32 product would differ only where half
+  a weight is an fp16 subnormal (below 6.1e-5).
 
 FROSTER's test scripts do neither: no interpolation, and the classifier is recomputed from the
 loaded model's own text tower on every forward.
