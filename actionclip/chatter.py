@@ -19,7 +19,7 @@ import contextlib
 import logging
 import os
 import warnings
-from typing import Iterator
+from collections.abc import Iterator
 
 __all__ = ["quiet", "verbose", "library_log_level"]
 

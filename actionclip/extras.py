@@ -9,7 +9,7 @@ same sentence for every extra - rather than a ``ModuleNotFoundError`` traceback 
 from __future__ import annotations
 
 import importlib
-from typing import Iterable
+from collections.abc import Iterable
 
 from actionclip.errors import UsageError
 

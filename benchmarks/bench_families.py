@@ -23,14 +23,15 @@ cannot drift from ``actionclip models``. One entry per model in :data:`MODELS`.
 
 from __future__ import annotations
 
-import functools
 import argparse
+import functools
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -46,9 +47,9 @@ def _vclip(family: str, clip_size: str) -> Callable[[], Any]:
 
     def build() -> Any:
         from actionclip.families import FAMILIES
+        from actionclip.families.vclip.model import FROSTER, OpenVCLIP
         from actionclip.model.actionclip import ActionCLIP
         from actionclip.model.fusion import MeanPooling
-        from actionclip.families.vclip.model import FROSTER, OpenVCLIP
 
         config = FAMILIES[family].default_config()
         cls = {"vificlip": ActionCLIP, "openvclip": OpenVCLIP, "froster": FROSTER}[family]
@@ -60,9 +61,8 @@ def _vclip(family: str, clip_size: str) -> Callable[[], Any]:
 def _xclip(size: str, frames: int = 8) -> Callable[[], Any]:
     def build() -> Any:
         from actionclip._dev.xclip_weights import random_xclip
-        from actionclip.families.xclip.model import XCLIP
-
         from actionclip.families.xclip import default_config
+        from actionclip.families.xclip.model import XCLIP
 
         return XCLIP(random_xclip(size, frames), default_config().replace(frames=frames),
                      name=f"random X-CLIP {size}-{frames}f").eval()

@@ -22,8 +22,8 @@ bench``); ``--device cpu --model tiny`` exercises its logic anywhere.
 
 from __future__ import annotations
 
-import functools
 import argparse
+import functools
 import statistics
 import sys
 import tempfile
@@ -87,8 +87,8 @@ def _videos(count: int, tmp: Path) -> list[Path]:
 
 
 def _prepare(args: tuple[str, int, int]) -> torch.Tensor:
-    from actionclip.video.preprocess import preprocess_frames
     from actionclip.video import read_video
+    from actionclip.video.preprocess import preprocess_frames
 
     path, frames, resolution = args
     return preprocess_frames(read_video(path, frames=frames)[0], resolution=resolution)  # [T, 3, R, R]

@@ -20,7 +20,14 @@ import torch
 
 def bench(model, batch: int, frames: int, steps: int, precision: str) -> float:
     from actionclip.training.losses import actionclip_loss
-    from actionclip.training.train import TrainConfig, _autocast, _precision, _prompt_tokens, _TrainStep, build_optimizer
+    from actionclip.training.train import (
+        TrainConfig,
+        _autocast,
+        _precision,
+        _prompt_tokens,
+        _TrainStep,
+        build_optimizer,
+    )
 
     model.train()
     optimizer = build_optimizer(model, TrainConfig(lr=1e-6))

@@ -67,8 +67,9 @@ def meanp_checkpoint(tmp_path_factory) -> Path:
 def arranged_model(meanp_checkpoint):
     """(model, calls): the arranged model (tests/timeline_support.py), once per test module (tests
     count its encoder calls), and its encoder-call counter."""
-    import actionclip
     from timeline_support import arrange
+
+    import actionclip
 
     model = actionclip.load(meanp_checkpoint, dtype="fp32")
     return model, arrange(model)

@@ -20,7 +20,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-
 from cli_support import REPO_ROOT, make_video
 
 INPUTS = ("missing file", "empty file", "not a video", "truncated video", "empty label list", "unknown model",

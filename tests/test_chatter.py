@@ -12,10 +12,10 @@ import re
 import warnings
 
 import pytest
+from cli_support import make_video, run_cli
 
 from actionclip import chatter
 from actionclip.cli import build_parser
-from cli_support import make_video, run_cli
 
 # What library chatter looks like: log levels and warning classes, deprecation notices.
 _CHATTER = re.compile(r"warn|deprecat|traceback", re.IGNORECASE)

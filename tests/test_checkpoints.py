@@ -12,9 +12,9 @@ import pytest
 import torch
 
 import actionclip
-from actionclip.loading.checkpoints import read_checkpoint, save_actionclip_checkpoint
-from actionclip.errors import CheckpointError
 from actionclip._dev.weights import write_checkpoint
+from actionclip.errors import CheckpointError
+from actionclip.loading.checkpoints import read_checkpoint, save_actionclip_checkpoint
 
 
 @pytest.fixture(scope="module")

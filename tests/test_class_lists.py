@@ -7,13 +7,11 @@ path that takes a built-in list now gives the model :func:`actionclip.text.class
 
 from __future__ import annotations
 
-import json
-
 import pytest
+from cli_support import json_lines, make_video
 
 from actionclip.cli import main
 from actionclip.text.classes import BUILTIN_CLASS_LISTS, builtin_classes, builtin_labels
-from cli_support import ckpt, json_lines, make_video  # noqa: F401
 
 LIST = "hmdb51"  # 51 classes with underscores: brush_hair, fall_floor, ...
 

@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_support import REPO_ROOT, error_lines, json_lines, make_video, run_cli
 
 from actionclip.cli import main
-from cli_support import REPO_ROOT, error_lines, json_lines, make_video, run_cli
 
 LABELS = ["running", "walking", "playing guitar"]
 

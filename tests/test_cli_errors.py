@@ -11,9 +11,9 @@ import re
 from pathlib import Path
 
 import pytest
+from cli_support import error_lines, json_lines, make_video, run_cli
 
 from actionclip.cli import main
-from cli_support import error_lines, json_lines, make_video, run_cli
 
 LABELS = ["--text", "running", "--text", "walking"]
 

@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from actionclip.video.preprocess import Preprocessing
-
+from actionclip.errors import UsageError
 from actionclip.training import augment
 from actionclip.training.datasets import (
     builtin_classes,
@@ -20,7 +19,7 @@ from actionclip.training.datasets import (
     split_classes,
     split_dataset,
 )
-from actionclip.errors import UsageError
+from actionclip.video.preprocess import Preprocessing
 
 
 def _touch(path: Path) -> Path:

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from actionclip.temporal.detection import BACKGROUND_PROMPTS, IndependentScorer, choose_threshold, independent_scores
 from actionclip.errors import UsageError
 from actionclip.model.base import VideoTextModel
 from actionclip.model.scoring import TORCH
+from actionclip.temporal.detection import BACKGROUND_PROMPTS, IndependentScorer, choose_threshold, independent_scores
 
 
 def _unit(x: torch.Tensor) -> torch.Tensor:

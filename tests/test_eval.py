@@ -11,11 +11,11 @@ import torch
 from PIL import Image
 
 from actionclip.cli import main
-from actionclip.training.datasets import Sample, VideoDataset, load_dataset
-from actionclip.training.evaluate import evaluate
 from actionclip.model.base import VideoTextModel
 from actionclip.model.config import ModelConfig
 from actionclip.model.scoring import TORCH
+from actionclip.training.datasets import Sample, VideoDataset, load_dataset
+from actionclip.training.evaluate import evaluate
 
 
 @pytest.fixture(scope="module")

@@ -23,9 +23,14 @@ import pytest
 
 from actionclip.errors import UsageError
 from actionclip.evaluation.activitynet import evaluate_detection
-from actionclip.evaluation.detection import (DEFAULT_TIOU, Instances, detection_map, interpolated_ap, parse_tiou,
-                                             segment_iou)
-
+from actionclip.evaluation.detection import (
+    DEFAULT_TIOU,
+    Instances,
+    detection_map,
+    interpolated_ap,
+    parse_tiou,
+    segment_iou,
+)
 
 # ----------------------------------------------------------------------------------------------
 # The restatement: obvious loops, no numpy tricks.

@@ -130,7 +130,7 @@ def test_equals_clip4clip_metrics():
         _close(ours["text_to_video"], c4c.compute_metrics(sim))
         _close(ours["video_to_text"], c4c.compute_metrics(sim.T))
         compared += 1
-    for k in range(20):  # several captions per video (no ties: CLIP4Clip leaves their order to torch)
+    for _ in range(20):  # several captions per video (no ties: CLIP4Clip leaves their order to torch)
         n_video = int(rng.integers(2, 25))
         owner = np.sort(np.concatenate([np.arange(n_video), rng.integers(0, n_video, int(rng.integers(0, 60)))]))
         sim = rng.standard_normal((len(owner), n_video))
@@ -150,8 +150,9 @@ def test_equals_clip4clip_metrics():
 @pytest.fixture(scope="module")
 def indexed(tmp_path_factory, tiny_checkpoint):
     pytest.importorskip("lancedb")
-    from actionclip.cli import main
     from cli_support import make_video
+
+    from actionclip.cli import main
 
     root = tmp_path_factory.mktemp("retrieval")
     for name, seconds in (("video7", 1.0), ("video8", 1.5), ("video9", 1.2)):

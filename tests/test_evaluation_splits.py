@@ -10,9 +10,9 @@ import json
 
 import numpy as np
 import pytest
+from timeline_support import colour_video
 
 from actionclip.evaluation.splits import class_splits, evaluate_open_vocabulary, score_split
-from timeline_support import arranged_model, colour_video, meanp_checkpoint  # noqa: F401
 
 # Colours the arranged model recognises: red juggling, green swimming, blue dancing; other labels are
 # "background" (equally close to every colour), so red "cooking" clips are right only when juggling is

@@ -11,7 +11,6 @@ import subprocess
 import sys
 
 import pytest
-
 from cli_support import REPO_ROOT, make_video
 
 CASES = {

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 import actionclip
-from actionclip.loading.checkpoints import read_checkpoint
-from actionclip.errors import CheckpointError
 from actionclip._dev.weights import write_checkpoint
+from actionclip.errors import CheckpointError
+from actionclip.loading.checkpoints import read_checkpoint
 
 TOLERANCE = 1e-4
 

@@ -21,10 +21,11 @@ import pytest
 
 pytest.importorskip("lancedb")
 
-import actionclip  # noqa: E402
-from actionclip.cli import main  # noqa: E402
 from cli_support import REPO_ROOT, error_lines, json_lines, make_video  # noqa: E402
 from index_support import ToyModel  # noqa: E402
+
+import actionclip  # noqa: E402
+from actionclip.cli import main  # noqa: E402
 
 LABELS = ["running", "walking", "playing guitar"]
 

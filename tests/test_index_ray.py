@@ -15,9 +15,10 @@ ray = pytest.importorskip("ray")
 pytest.importorskip("ray.data")
 pytest.importorskip("lancedb")
 
+from cli_support import json_lines, make_video  # noqa: E402
+
 import actionclip  # noqa: E402
 from actionclip.cli import main  # noqa: E402
-from cli_support import json_lines, make_video  # noqa: E402
 
 pytestmark = pytest.mark.heavy  # a local Ray cluster
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from actionclip.workflows import label_cache
 from cli_support import REPO_ROOT, make_video
 from index_support import ToyModel
+
+from actionclip.workflows import label_cache
 
 LABELS = ["running", "Playing  Guitar", "cooking"]
 

@@ -18,11 +18,11 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from timeline_support import LABELS, colour_video
 
 from actionclip.errors import UsageError, VideoError
 from actionclip.temporal.live import LiveSummary, LiveUpdate, watch
 from actionclip.video.stream import parse_source
-from timeline_support import LABELS, colour_video
 
 SCRIPT = [("red", 2.0), ("green", 2.0), ("grey", 2.0), ("blue", 2.0)]  # juggling, swimming, -, dancing
 LIVE = dict(window=1.0, frames=4, every=0.5)

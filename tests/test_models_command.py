@@ -7,10 +7,11 @@ from __future__ import annotations
 import json
 import re
 
+from cli_support import run_cli
+
 from actionclip.cli import main
 from actionclip.loading.download import cached_path
 from actionclip.loading.registry import DEFAULT_MODEL, list_models
-from cli_support import run_cli
 
 
 def parse_table(text: str) -> list[dict[str, str]]:

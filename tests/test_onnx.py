@@ -19,8 +19,8 @@ import torch
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from actionclip.onnx import backend as onnx_backend  # noqa: E402
 from actionclip.errors import CheckpointError, UsageError  # noqa: E402
+from actionclip.onnx import backend as onnx_backend  # noqa: E402
 from actionclip.onnx.export import GRAPHS, export_onnx  # noqa: E402
 
 TOL = 1e-4

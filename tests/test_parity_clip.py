@@ -12,8 +12,8 @@ import pytest
 import torch
 
 import actionclip
-from actionclip.loading.checkpoints import read_checkpoint
 from actionclip._dev.weights import SIZES, hf_config, write_checkpoint
+from actionclip.loading.checkpoints import read_checkpoint
 
 transformers = pytest.importorskip("transformers")
 

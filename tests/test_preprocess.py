@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from actionclip.video import preprocess as P
 from actionclip.errors import UsageError
+from actionclip.video import preprocess as P
 from actionclip.video.preprocess import (
     CLIP_MEAN,
     CLIP_STD,

@@ -214,8 +214,8 @@ def test_flop_count_and_matmul_bound(tiny_model):
 
 @pytest.mark.heavy
 def test_bench_runs_and_reports_ratios(tmp_path):
-    from actionclip.bench.run import BenchConfig, format_table, run_bench
     from actionclip._dev.videos import make_test_video
+    from actionclip.bench.run import BenchConfig, format_table, run_bench
 
     clip = make_test_video(tmp_path / "c.mp4", seconds=1, size=(64, 48))
     cfg = BenchConfig(model="tiny", labels=4, dtypes=("fp32",), repeats=2, budget_s=0.5, onnx=False,

@@ -561,8 +561,9 @@ def test_upload_limit_is_in_mib_and_the_old_flag_still_works(capsys):
 def test_temp_dir_that_cannot_be_written_is_refused_at_start_up(tiny_checkpoint):
     """Tests run as root, for whom chmod does not stop writes: sysfs (/sys) is a folder in which no
     one, root included, can create a regular file, so it is a temp dir that truly fails."""
-    from actionclip.serve.uploads import temp_dir_problem
     from cli_support import run_cli
+
+    from actionclip.serve.uploads import temp_dir_problem
 
     if temp_dir_problem("/sys") is None:
         pytest.skip("this machine lets a file be created in /sys")

@@ -11,7 +11,6 @@ import json
 import math
 
 import pytest
-
 from cli_support import run_cli
 
 pytestmark = [pytest.mark.shared_data, pytest.mark.slow, pytest.mark.heavy]  # every real clip through the CLI

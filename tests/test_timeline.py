@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from timeline_support import LABELS, colour_video
 
 from actionclip.errors import UsageError
 from actionclip.temporal.frames import FrameEncoder, iter_windows
 from actionclip.temporal.plan import plan_sampling
 from actionclip.temporal.segments import find_segments, hysteresis_runs, merge_runs, smooth_scores, top_labels
-from timeline_support import LABELS, colour_video
 
 # ---------------------------------------------------------------------------------------------------
 # Sampling plan and the frame-embedding cache (no model needed)
@@ -249,10 +249,10 @@ def test_one_label_alone_is_detected_only_where_it_happens(arranged, segments_vi
 def test_cached_windows_equal_encoding_each_window_from_scratch(tmp_path):
     """With a real Transf fusion head, the cached path gives the same scores as the naive one."""
     import actionclip
-    from actionclip.video.preprocess import preprocess_frames
     from actionclip._dev.weights import write_checkpoint
     from actionclip.temporal.timeline import timeline
     from actionclip.video import iter_frames
+    from actionclip.video.preprocess import preprocess_frames
 
     model = actionclip.load(write_checkpoint(tmp_path / "transf.pt", fusion="Transf", frames=4), dtype="fp32")
     path = tmp_path / "v.mp4"

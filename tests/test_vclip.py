@@ -18,17 +18,17 @@ from pathlib import Path
 
 import pytest
 import torch
+from cli_support import error_lines, make_video, run_cli
 
 import actionclip
 from actionclip._dev.vclip_weights import write_openvclip, write_vificlip
 from actionclip._dev.weights import random_clip_state_dict
 from actionclip.cli import main
 from actionclip.errors import CheckpointError, UsageError
+from actionclip.families import FAMILIES
 from actionclip.families import vclip as vclip_families
 from actionclip.loading.checkpoints import read_checkpoint
-from actionclip.families import FAMILIES
 from actionclip.loading.registry import MODELS
-from cli_support import error_lines, make_video, run_cli
 
 LABELS = ["juggling", "swimming", "Abseiling: descending a rock face on a rope"]
 FAMILY_FILES = ["vificlip", "openvclip", "froster"]

@@ -11,10 +11,9 @@ import av
 import numpy as np
 import pytest
 
-from actionclip.video import decode as V
+from actionclip._dev.videos import frame_index_from_pixels, make_test_video, vfr_times, write_audio, write_video
 from actionclip.errors import UsageError, VideoError
-from actionclip._dev.videos import (frame_index_from_pixels, make_test_video, vfr_times, write_audio,
-                                  write_video)
+from actionclip.video import decode as V
 from actionclip.video import iter_frames, probe, read_frames, read_video, sample_indices
 
 # --------------------------------------------------------------------------------------------

@@ -8,13 +8,12 @@ import json
 import numpy as np
 import pytest
 import torch
+from cli_support import error_lines, make_video
+from timeline_support import colour_video
 
 import actionclip
 from actionclip.cli import main
 from actionclip.errors import UsageError
-
-from cli_support import error_lines, make_video
-from timeline_support import colour_video
 
 LABELS = ["juggling", "swimming", "dancing"]
 

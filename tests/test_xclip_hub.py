@@ -14,13 +14,12 @@ import threading
 from pathlib import Path
 
 import pytest
+from cli_support import make_video, run_cli
 
 import actionclip
 from actionclip.errors import DownloadError
 from actionclip.loading.download import cached_path, download, is_cached, resolve
 from actionclip.loading.registry import MODELS, get_spec
-
-from cli_support import make_video, run_cli
 
 pytest.importorskip("huggingface_hub")
 

@@ -14,7 +14,8 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 __all__ = ["ServerProcess"]
 
@@ -38,7 +39,7 @@ class ServerProcess:
     def log(self) -> str:
         return "".join(self.lines)
 
-    def start(self) -> "ServerProcess":
+    def start(self) -> ServerProcess:
         cmd = [sys.executable, "-m", "actionclip", "serve", "--port", "0", *self.args]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                                      text=True, env=self.env, cwd=self.cwd)
@@ -83,7 +84,7 @@ class ServerProcess:
             self.proc.kill()
             return self.proc.wait()
 
-    def __enter__(self) -> "ServerProcess":
+    def __enter__(self) -> ServerProcess:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

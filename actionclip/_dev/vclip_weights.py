@@ -12,8 +12,9 @@ import contextlib
 import os
 import sys
 import types
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import torch
 
@@ -146,7 +147,8 @@ def write_openvclip(path: str | os.PathLike, *, size: str = "tiny", seed: int = 
             state.update({f"raw_model.{k}": v for k, v in random_clip(size, seed + 1).openai_state_dict().items()})
         conv = clip_sd["visual.conv1.weight"]
         arch = _ARCH.get((int(conv.shape[0]), int(conv.shape[-1])), "vitb16")
-        groups: list[dict[str, Any]] = [{"lr": 3.33e-08, "betas": (0.9, 0.999), "eps": 1e-08, "weight_decay": decay, "amsgrad": False,
+        groups: list[dict[str, Any]] = [
+                  {"lr": 3.33e-08, "betas": (0.9, 0.999), "eps": 1e-08, "weight_decay": decay, "amsgrad": False,
                    "maximize": False, "foreach": None, "capturable": False, "differentiable": False,
                    "fused": None, "params": []} for decay in (0.0, 0.01)]
         payload = {"epoch": 21, "model_state": state, "optimizer_state": {"state": {}, "param_groups": groups},

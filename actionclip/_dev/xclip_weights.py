@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from actionclip.model.clip import CLIPConfig
 from actionclip.families.xclip.model import XCLIPArch, XCLIPNetwork
+from actionclip.model.clip import CLIPConfig
 
 __all__ = ["XCLIP_SIZES", "XCLIP_FORMATS", "random_xclip", "write_xclip_checkpoint", "hf_xclip_config"]
 

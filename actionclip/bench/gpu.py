@@ -5,7 +5,8 @@ No-ops or one-line errors on machines without CUDA (their CPU paths are tested t
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from actionclip.errors import UsageError
 

@@ -26,18 +26,19 @@ stalling the run for minutes.
 
 from __future__ import annotations
 
-import functools
 import contextlib
 import datetime as _dt
+import functools
 import json
 import os
 import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -108,7 +109,7 @@ class PeakMemory:
         self.device = device
         self.peak_mb: float | None = None
 
-    def __enter__(self) -> "PeakMemory":
+    def __enter__(self) -> PeakMemory:
         if self.device.startswith("cuda"):
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
@@ -184,8 +185,8 @@ def count_flops(fn: Callable[[], Any]) -> float:
 
 def build_models(spec: str, frames: int = 8, fusion: str = "Transf") -> Any:
     """``spec`` a size in :data:`actionclip._dev.weights.SIZES` (random weights, seed 0) or a checkpoint."""
-    from actionclip.model.actionclip import ActionCLIP
     from actionclip._dev.weights import SIZES, random_clip, random_fusion
+    from actionclip.model.actionclip import ActionCLIP
 
     if spec in SIZES:
         clip = random_clip(spec, seed=0)
@@ -204,8 +205,8 @@ def hf_from_clip(clip: Any) -> Any:
     from transformers import CLIPConfig as HFConfig
     from transformers import CLIPModel
 
-    from actionclip.model.hf_clip import _HF_BLOCK, _HF_TOP
     from actionclip._dev.weights import hf_config
+    from actionclip.model.hf_clip import _HF_BLOCK, _HF_TOP
 
     cfg = clip.config
     hf_cfg = hf_config(cfg)
@@ -301,7 +302,7 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = print) -> tuple[lis
     runtime.configure_threads(cfg.threads)
     rows: list[Row] = []
     header = {
-        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": runtime.describe_machine(),
         "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
         "model": cfg.model,

@@ -16,8 +16,9 @@ views, templates), from the stored features: :meth:`Index.classify`.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -193,10 +194,10 @@ class Index:
     def classify(self, labels: Sequence[str], *, templates: Sequence[str] | str | None = None) -> Classification:
         """Probabilities of ``labels`` for every indexed video, as plain ``classify`` computes them
         (softmax over labels per template and view, then the mean), from the stored features."""
-        from actionclip.workflows.label_cache import encode_labels
         from actionclip.model.scoring import CosineScorer
         from actionclip.results import run_key
         from actionclip.text.labels import check_labels
+        from actionclip.workflows.label_cache import encode_labels
 
         labels = check_labels(labels)
         model = self.model

@@ -28,7 +28,8 @@ from __future__ import annotations
 import math
 import os
 import pickle
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -232,9 +233,9 @@ def encode_videos_ray(
         return
     started = _connect(ray, address)
     try:
-        import ray.data
-
         import logging
+
+        import ray.data
 
         from actionclip.chatter import library_log_level, verbose
 

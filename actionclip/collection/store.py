@@ -29,14 +29,16 @@ import contextlib
 import json
 import os
 import shutil
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
 from actionclip.errors import UsageError
 
-__all__ = ["Store", "FORMAT", "TABLE", "META", "require_lancedb", "features_kind", "to_rows", "from_rows", "column_array", "ANN_MIN_ROWS"]
+__all__ = ["Store", "FORMAT", "TABLE", "META", "require_lancedb", "features_kind", "to_rows", "from_rows",
+           "column_array", "ANN_MIN_ROWS"]
 
 FORMAT = 1
 TABLE = "items"
@@ -149,7 +151,7 @@ class Store:
     # --- writer lock ------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def writing(self) -> Iterator["Store"]:
+    def writing(self) -> Iterator[Store]:
         """Hold the index's write lock (one writing run at a time; readers never wait)."""
         from actionclip.errors import OutputError
 

@@ -21,8 +21,8 @@ numpy sorts by insertion (at most 16 values), and it is fixed here for every siz
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -54,7 +54,7 @@ class Instances:
     def __len__(self) -> int:
         return len(self.videos)
 
-    def select(self, keep: np.ndarray | Sequence[bool]) -> "Instances":
+    def select(self, keep: np.ndarray | Sequence[bool]) -> Instances:
         keep = np.asarray(keep, dtype=bool)
         idx = np.nonzero(keep)[0]
         return Instances([self.videos[i] for i in idx], self.segments[idx], [self.labels[i] for i in idx],

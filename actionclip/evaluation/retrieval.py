@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -157,8 +158,8 @@ def index_similarity(index: Any, sentences: Sequence[str], *, templates: Sequenc
     Sentences are embedded as written (template ``"{}"``) unless ``templates`` are given; equal
     sentences are embedded once.
     """
-    from actionclip.workflows.label_cache import encode_labels
     from actionclip.text.labels import label_key
+    from actionclip.workflows.label_cache import encode_labels
 
     model = index.model
     unique: dict[str, int] = {}

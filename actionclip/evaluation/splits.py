@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -123,9 +124,9 @@ def _encode_logits(model: VideoTextModel, dataset: Any, *, templates: Any, frame
                    batch_size: int | None, workers: int | None, on_failure: Callable[[Any, BaseException], None]
                    ) -> tuple[np.ndarray, np.ndarray]:
     """Every clip encoded once and scored against every class: ``(logits [N, V, K, C], labels [N])``."""
-    from actionclip.workflows.label_cache import encode_labels
     from actionclip.pipeline import encode_videos
     from actionclip.training.evaluate import SampleViews
+    from actionclip.workflows.label_cache import encode_labels
 
     frames = frames or model.num_frames
     batch_size = batch_size or (8 if model.on_gpu else 1)

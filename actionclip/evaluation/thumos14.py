@@ -25,8 +25,8 @@ The field reports mAP at tIoU 0.3, 0.4, 0.5, 0.6, 0.7 (and often their mean).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -224,12 +224,15 @@ def evaluate_thumos14(ground_truth: str | os.PathLike, detections: str | os.Path
             recs.append(tp / len(gt))
         if curves:
             width = max(len(p) for p in precs)
-            pad = lambda xs: np.array([np.pad(x, (0, width - len(x)), mode="edge") if len(x) else np.zeros(width)
-                                       for x in xs])
-            curve_of[label] = (pad(precs), pad(recs))
+            curve_of[label] = (_pad_curves(precs, width), _pad_curves(recs, width))
     empty = [l for l in labels if predictions[l] == 0 and instances[l]]
     if empty:
         notes.append(f"{dets.source}: {len(empty)} class(es) without detections "
                      f"({', '.join(map(repr, empty[:5]))}{', ...' if len(empty) > 5 else ''}): AP 0, as the kit gives")
     return DetectionResult(thresholds, labels, ap, instances, predictions, notes,
                            curve_of if curves else None, protocol="thumos14")
+
+
+def _pad_curves(curves: list[np.ndarray], width: int) -> np.ndarray:
+    """Curves of different lengths as one array ``[n, width]``, each held at its last value."""
+    return np.array([np.pad(x, (0, width - len(x)), mode="edge") if len(x) else np.zeros(width) for x in curves])

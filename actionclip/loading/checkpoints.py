@@ -23,15 +23,16 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from actionclip.errors import CheckpointError
+from actionclip.loading.weights_io import is_torchscript, load_pickle, load_safetensors, sniff, torchscript_state_dict
 from actionclip.model.hf_clip import hf_to_openai
 from actionclip.model.loaded import LoadedCheckpoint, strip_prefix
-from actionclip.loading.weights_io import is_torchscript, load_pickle, load_safetensors, sniff, torchscript_state_dict
 
 if TYPE_CHECKING:
     from actionclip.model.actionclip import ActionCLIP

@@ -30,9 +30,10 @@ import re
 import sys
 import time
 import urllib.parse
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Iterator, Mapping
+from typing import TYPE_CHECKING, BinaryIO
 
 from actionclip import __version__
 from actionclip.errors import CheckpointError, DownloadError, OutputError, UsageError

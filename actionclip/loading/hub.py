@@ -27,8 +27,9 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 from actionclip.errors import DownloadError
 
@@ -66,7 +67,7 @@ def cache_dir() -> Path:
     return Path(constants.HF_HUB_CACHE)
 
 
-def fetch_hint(spec: "ModelSpec") -> str:
+def fetch_hint(spec: ModelSpec) -> str:
     """How to put ``spec`` in the hub cache by hand (for offline messages)."""
     hint = (f"fetch it with `hf download {spec.hub_id} {CONFIG} {WEIGHTS[0]}` ({WEIGHTS[1]} where the "
             f"repository has no safetensors) into the hub cache {cache_dir()}")
@@ -75,7 +76,7 @@ def fetch_hint(spec: "ModelSpec") -> str:
     return hint
 
 
-def cached_folder(spec: "ModelSpec") -> Path | None:
+def cached_folder(spec: ModelSpec) -> Path | None:
     """The snapshot folder holding ``spec``'s config and weights, or None when the cache lacks them."""
     hub = _hub()
     config = hub.try_to_load_from_cache(spec.hub_id, CONFIG, cache_dir=cache_dir())
@@ -90,7 +91,7 @@ def cached_folder(spec: "ModelSpec") -> Path | None:
     return None
 
 
-def fetch(spec: "ModelSpec", *, force: bool = False, progress: bool | None = None) -> Path:
+def fetch(spec: ModelSpec, *, force: bool = False, progress: bool | None = None) -> Path:
     """The snapshot folder of ``spec`` (downloaded into the hub cache unless it is there)."""
     from actionclip.loading.cache import is_offline
 
@@ -159,7 +160,7 @@ def _unreachable(endpoint: str) -> str | None:
 
 
 @contextlib.contextmanager
-def _own_locks_removed(spec: "ModelSpec") -> Iterator[None]:
+def _own_locks_removed(spec: ModelSpec) -> Iterator[None]:
     """On a failed download, remove the lock files it created in the hub cache (``.locks/<repo>/``).
 
     ``huggingface_hub``'s locks only spare a second download of the same file (its cache stays right

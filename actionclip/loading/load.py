@@ -20,14 +20,14 @@ from actionclip.errors import UsageError
 if TYPE_CHECKING:
     import torch
 
-    from actionclip.model.loaded import LoadedCheckpoint
     from actionclip.loading.registry import ModelSpec
+    from actionclip.model.loaded import LoadedCheckpoint
     from actionclip.model.module import VideoModule
 
 __all__ = ["load", "build_model", "fetch_clip_weights"]
 
 
-def fetch_clip_weights(name: str) -> dict[str, "torch.Tensor"]:
+def fetch_clip_weights(name: str) -> dict[str, torch.Tensor]:
     """A registry model's CLIP state dict (downloaded and cached on first use): the ``fetch`` a
     family record is handed when its builder needs another model's weights."""
     from actionclip.loading.checkpoints import read_checkpoint
@@ -36,8 +36,8 @@ def fetch_clip_weights(name: str) -> dict[str, "torch.Tensor"]:
     return read_checkpoint(download(name)).clip_state_dict
 
 
-def build_model(ckpt: "LoadedCheckpoint", *, spec: "ModelSpec | None" = None,
-                frames: int | None = None) -> "VideoModule":
+def build_model(ckpt: LoadedCheckpoint, *, spec: ModelSpec | None = None,
+                frames: int | None = None) -> VideoModule:
     """The model a read checkpoint describes, with its config (family default < file < registry
     entry < ``frames``). On the CPU, in fp32."""
     from actionclip.families import FAMILIES
@@ -59,10 +59,10 @@ def build_model(ckpt: "LoadedCheckpoint", *, spec: "ModelSpec | None" = None,
 
 def load(
     name_or_path: str | os.PathLike,
-    device: "str | torch.device | None" = "auto",
-    dtype: "str | torch.dtype | None" = None,
+    device: str | torch.device | None = "auto",
+    dtype: str | torch.dtype | None = None,
     frames: int | None = None,
-) -> "VideoModule":
+) -> VideoModule:
     """Load a model by registry name (``"vit-b-32-8f"``, see ``actionclip models``; downloaded and
     cached on first use) or from a local checkpoint file or folder in any supported format.
 
@@ -77,12 +77,12 @@ def load(
     Returns:
         The model in eval mode.
     """
+    import torch
+
     from actionclip import runtime
     from actionclip.loading.checkpoints import read_checkpoint
     from actionclip.loading.download import resolve
     from actionclip.loading.registry import find_spec
-
-    import torch
 
     spec = None if Path(os.fspath(name_or_path)).expanduser().exists() else find_spec(os.fspath(name_or_path))
     choice = runtime.resolve(None if device is None else str(device), dtype)  # bad options fail before any download

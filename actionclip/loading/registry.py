@@ -19,8 +19,9 @@ HMDB51 over the three splits, Kinetics-600 on the 220 new classes).
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from actionclip.errors import UsageError
 

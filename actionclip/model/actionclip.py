@@ -58,7 +58,7 @@ class ActionCLIP(VideoModule):
     # --- construction -----------------------------------------------------------------------------
 
     @classmethod
-    def from_checkpoint(cls, ckpt: "LoadedCheckpoint", config: ModelConfig) -> "ActionCLIP":
+    def from_checkpoint(cls, ckpt: LoadedCheckpoint, config: ModelConfig) -> ActionCLIP:
         """Build from a read checkpoint; ``config.frames`` is the number of frames per clip."""
         try:
             clip = CLIP.from_state_dict(ckpt.clip_state_dict, **ckpt.clip_overrides)

@@ -30,7 +30,8 @@ here imports upward.
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any, Generator, Sequence
+from collections.abc import Generator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -38,9 +39,9 @@ from actionclip.model.config import ModelConfig
 from actionclip.model.scoring import (
     NUMPY,
     ArrayOps,
-    cosine_logits,
     CosineScorer,
     VideoFeatures,
+    cosine_logits,
     map_features,
     probabilities,
 )
@@ -240,7 +241,7 @@ class VideoTextModel:
     # --- whole videos -----------------------------------------------------------------------------
 
     @property
-    def views(self) -> "VideoViews":
+    def views(self) -> VideoViews:
         """This model's video -> views step (picklable: decoding workers take it instead of the model)."""
         from actionclip.video.views import VideoViews
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Mapping
 
 import torch
 from torch import nn
@@ -41,7 +41,7 @@ class CLIPConfig:
     layer_norm_eps: float = 1e-5
 
     @classmethod
-    def from_state_dict(cls, sd: Mapping[str, torch.Tensor]) -> "CLIPConfig":
+    def from_state_dict(cls, sd: Mapping[str, torch.Tensor]) -> CLIPConfig:
         """Infer the architecture from tensor shapes, as OpenAI's ``build_model`` does."""
         if "visual.layer1.0.conv1.weight" in sd:
             raise CheckpointError("ResNet CLIP backbones are not supported (only ViT)")
@@ -137,7 +137,7 @@ class CLIP(nn.Module):
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
 
     @classmethod
-    def from_state_dict(cls, sd: Mapping[str, torch.Tensor], **overrides) -> "CLIP":
+    def from_state_dict(cls, sd: Mapping[str, torch.Tensor], **overrides) -> CLIP:
         """Build from an OpenAI-named state dict; ``overrides`` replace inferred config fields."""
         cfg = replace(CLIPConfig.from_state_dict(sd), **overrides)
         # Built on the CPU with uninitialised storage (the layers skip random init), then the
@@ -155,7 +155,7 @@ class CLIP(nn.Module):
             ours[key if key.startswith("visual.") or key == "logit_scale" else f"text.{key}"] = value
         load_state_dict_checked(self, ours, what="CLIP")
 
-    def openai_state_dict(self) -> "OrderedDict[str, torch.Tensor]":
+    def openai_state_dict(self) -> OrderedDict[str, torch.Tensor]:
         """State dict in OpenAI's naming (text keys at the top level)."""
         return OrderedDict(
             (k[len("text."):] if k.startswith("text.") else k, v) for k, v in self.state_dict().items()

@@ -10,8 +10,9 @@ bare-label template, ActionCLIP CLIP's mean/std and 16 templates.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from actionclip.errors import UsageError
 from actionclip.text.templates import TEMPLATES, check_template
@@ -57,14 +58,14 @@ class ModelConfig:
         object.__setattr__(self, "templates", templates)
         object.__setattr__(self, "frames", int(self.frames))
 
-    def replace(self, **changes: Any) -> "ModelConfig":
+    def replace(self, **changes: Any) -> ModelConfig:
         """A copy with ``changes``; ``None`` values are ignored (so optional overrides pass through)."""
         changes = {k: v for k, v in changes.items() if v is not None}
         if "templates" in changes:
             changes["templates"] = tuple(changes["templates"])
         return dataclasses.replace(self, **changes)
 
-    def for_weights(self, resolution: int) -> "ModelConfig":
+    def for_weights(self, resolution: int) -> ModelConfig:
         """This config with the input resolution the weights were built for (the weights fix it; the
         rest of the preprocessing stays the config's)."""
         if self.preprocessing.resolution == resolution:
@@ -72,7 +73,7 @@ class ModelConfig:
         return dataclasses.replace(self, preprocessing=dataclasses.replace(self.preprocessing,
                                                                            resolution=int(resolution)))
 
-    def updated(self, overrides: Mapping[str, Any] | None) -> "ModelConfig":
+    def updated(self, overrides: Mapping[str, Any] | None) -> ModelConfig:
         """A copy with ``overrides`` in :meth:`to_dict`'s form applied (``preprocessing`` may give
         only some of its fields), e.g. a registry entry's ``{"templates": [...]}``."""
         if not overrides:
@@ -93,7 +94,7 @@ class ModelConfig:
                 "max_logit_scale": self.max_logit_scale}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "ModelConfig":
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelConfig:
         kwargs: dict[str, Any] = {k: data[k] for k in ("frames", "sampling", "max_logit_scale") if k in data}
         if "preprocessing" in data:
             kwargs["preprocessing"] = Preprocessing.from_dict(data["preprocessing"])

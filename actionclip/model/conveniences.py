@@ -10,7 +10,8 @@ error naming what to import. Torch- and numpy-free.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from actionclip.errors import UsageError
 

@@ -14,10 +14,10 @@ Two rewrites, used only when autograd is off, that leave the maths unchanged:
   ``1 / 1.702`` is applied to ``c_proj``'s output together with the residual add (folding it into
   the ``c_proj`` weights too would round each of them once more in bf16, for ~2% speed). A B/32
   clip encode goes from ~170 ms to ~145 ms here (docs/speed.md). The packed copies cost one more
-  copy of the blocks' weights (~250 MB for B/32 in bf16); they live beside the parameters, not in ``state_dict()``, and are rebuilt when a weight
-  is changed or moved (keyed by each weight's storage and version counter; weights made under
-  ``torch.inference_mode()`` have no version counter, so for them the key is the storage alone and
-  :func:`invalidate` must follow an in-place edit).
+  copy of the blocks' weights (~250 MB for B/32 in bf16); they live beside the parameters, not in
+  ``state_dict()``, and are rebuilt when a weight is changed or moved (keyed by each weight's storage
+  and version counter; weights made under ``torch.inference_mode()`` have no version counter, so for
+  them the key is the storage alone and :func:`invalidate` must follow an in-place edit).
 
 ``ACTIONCLIP_FASTPATH=0`` turns both off (to compare, or to rule them out when debugging).
 """
@@ -55,7 +55,7 @@ def applies() -> bool:
     return enabled()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def can_prepack_bf16() -> bool:
     """oneDNN's packed bf16 linear is present and this CPU runs bf16 natively (emulated bf16 through
     oneDNN is slower than the plain path). Tried once on a tiny matrix, so an op that exists but is
@@ -81,7 +81,7 @@ def _wants_prepack(x: torch.Tensor) -> bool:
     return x.device.type == "cpu" and x.dtype == torch.bfloat16 and can_prepack_bf16()
 
 
-def block_forward(block: "nn.Module", x: torch.Tensor, causal: bool) -> torch.Tensor:
+def block_forward(block: nn.Module, x: torch.Tensor, causal: bool) -> torch.Tensor:
     """``block(x)`` for inference; the caller has checked :func:`applies`."""
     quick_gelu = isinstance(block.mlp.gelu, QuickGELU)
     if quick_gelu and _wants_prepack(x):
@@ -93,7 +93,7 @@ def block_forward(block: "nn.Module", x: torch.Tensor, causal: bool) -> torch.Te
     return x + _folded_mlp(block, y)
 
 
-def _folded_mlp(block: "nn.Module", y: torch.Tensor) -> torch.Tensor:
+def _folded_mlp(block: nn.Module, y: torch.Tensor) -> torch.Tensor:
     fc, proj = block.mlp.c_fc, block.mlp.c_proj
     h = F.linear(y, fc.weight, fc.bias).mul_(QUICK_GELU_SCALE)
     F.silu(h, inplace=True)
@@ -102,7 +102,7 @@ def _folded_mlp(block: "nn.Module", y: torch.Tensor) -> torch.Tensor:
     return out.view(*h.shape[:-1], out.shape[-1])
 
 
-def _packed_weights(block: "nn.Module", x: torch.Tensor) -> dict[str, Any]:
+def _packed_weights(block: nn.Module, x: torch.Tensor) -> dict[str, Any]:
     attn, fc, proj = block.attn, block.mlp.c_fc, block.mlp.c_proj
     sources = (attn.in_proj_weight, attn.in_proj_bias, attn.out_proj.weight, attn.out_proj.bias,
                fc.weight, fc.bias, proj.weight, proj.bias)
@@ -129,13 +129,13 @@ def _version(tensor: torch.Tensor) -> int:
     return -1 if tensor.is_inference() else tensor._version
 
 
-def invalidate(module: "nn.Module") -> None:
+def invalidate(module: nn.Module) -> None:
     """Drop the packed copies under ``module`` (after editing weights in place in inference mode)."""
     for sub in module.modules():
         sub.__dict__.pop(_CACHE_ATTR, None)
 
 
-def _packed_forward(block: "nn.Module", w: dict[str, Any], x: torch.Tensor, causal: bool) -> torch.Tensor:
+def _packed_forward(block: nn.Module, w: dict[str, Any], x: torch.Tensor, causal: bool) -> torch.Tensor:
     linear = torch.ops.mkldnn._linear_pointwise
     width = x.shape[-1]
     # bf16 layer_norm accumulates in fp32 inside the kernel, so the fp32 round trip of

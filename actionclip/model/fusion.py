@@ -21,13 +21,13 @@ table for Conv_1D, LSTM and Transf_cls; it is kept when present so checkpoints r
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 from torch import nn
 
-from actionclip.model.layers import Transformer, count_layers, load_state_dict_checked
 from actionclip.errors import CheckpointError
+from actionclip.model.layers import Transformer, count_layers, load_state_dict_checked
 
 FUSION_TYPES = ("meanP", "Conv_1D", "LSTM", "Transf", "Transf_cls")
 ORIGINAL_POSITION_ROWS = 77  # the original sizes its table by CLIP's text context length

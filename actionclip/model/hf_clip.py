@@ -5,7 +5,8 @@ Used for HF CLIP folders and by every family whose Hugging Face port keeps CLIP'
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 

@@ -11,7 +11,7 @@ faster). In inference, blocks take :mod:`actionclip.model.fastpath`.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F

@@ -3,9 +3,10 @@ the file says about the model (family, frames, config), whatever format it came 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 

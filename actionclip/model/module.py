@@ -42,7 +42,7 @@ class VideoModule(VideoTextModel, nn.Module):
         # inference_mode or no_grad, nothing changes.
         return torch.no_grad() if torch.is_grad_enabled() else contextlib.nullcontext()
 
-    def train(self, mode: bool = True) -> "VideoModule":
+    def train(self, mode: bool = True) -> VideoModule:
         # Weights about to be trained no longer match the file they were loaded from: drop the
         # identity (loading/identity.py) that caches of label embeddings are keyed by.
         if mode:

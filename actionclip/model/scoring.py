@@ -21,8 +21,9 @@ embedding and visual tokens, for models that condition the text on the video).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -138,7 +139,7 @@ class VideoFeatures:
     embedding: Any  #: [..., D]
     tokens: Any = None  #: [..., N, D], or None
 
-    def map(self, fn: Callable[[Any, int], Any]) -> "VideoFeatures":
+    def map(self, fn: Callable[[Any, int], Any]) -> VideoFeatures:
         """Apply ``fn(tensor, trailing_dims)`` to every field (``trailing_dims``: dimensions after
         the shared leading ones, so a reshape of the leading ones can keep the rest)."""
         return VideoFeatures(**{f.name: (None if getattr(self, f.name) is None

@@ -25,7 +25,8 @@ them at package import, and :func:`require` turns their absence into one line te
 
 from __future__ import annotations
 
-from actionclip.extras import install_hint, require as _require
+from actionclip.extras import install_hint
+from actionclip.extras import require as _require
 
 __all__ = ["require", "INSTALL_HINT"]
 

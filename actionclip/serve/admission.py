@@ -13,7 +13,7 @@ import contextlib
 import math
 import threading
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 from actionclip.serve.problems import Problem
 

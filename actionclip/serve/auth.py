@@ -9,7 +9,7 @@ the users'. Tokens are compared in constant time.
 from __future__ import annotations
 
 import hmac
-from typing import Mapping
+from collections.abc import Mapping
 
 from actionclip.serve.problems import Problem
 

@@ -18,8 +18,9 @@ import concurrent.futures as cf
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, Sequence, TypeVar
+from typing import Any, Generic, TypeVar
 
 __all__ = ["DynamicBatcher", "BatchStats"]
 

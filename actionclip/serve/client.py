@@ -18,9 +18,10 @@ import http.client
 import json
 import os
 import uuid
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 __all__ = ["ServeClient", "ServeError", "Reply", "encode_form"]

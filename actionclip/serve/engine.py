@@ -19,12 +19,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from actionclip.errors import ActionCLIPError
-from actionclip.results import make_record, public_record
 from actionclip.model.scoring import map_features
+from actionclip.results import make_record, public_record
 from actionclip.serve.batching import DynamicBatcher
 from actionclip.serve.labels import LabelCache
 from actionclip.serve.pool import WorkerPool

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-from actionclip.workflows.label_cache import encode_labels
 from actionclip.text.labels import check_labels
 from actionclip.text.templates import resolve_templates
+from actionclip.workflows.label_cache import encode_labels
 
 if TYPE_CHECKING:
     from actionclip.model.base import VideoTextModel

@@ -8,7 +8,7 @@ error too, so that a typo (``label=``) is not silently ignored.
 from __future__ import annotations
 
 import math
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from actionclip.serve.problems import Problem
 

@@ -10,7 +10,8 @@ naming its type; the traceback goes to the server's log only.
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from actionclip.errors import ActionCLIPError, CheckpointError, DownloadError
 

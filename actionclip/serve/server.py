@@ -16,7 +16,8 @@ import contextlib
 import signal
 import socket
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from actionclip.errors import UsageError
 from actionclip.serve.admission import Admission

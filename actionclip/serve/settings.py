@@ -61,7 +61,7 @@ class ServeSettings:
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mib * 1024 * 1024)
 
-    def for_device(self, device: str, *, batch_size: int | None = None, workers: int | None = None) -> "ServeSettings":
+    def for_device(self, device: str, *, batch_size: int | None = None, workers: int | None = None) -> ServeSettings:
         """These settings with the batch size and decoding pool sized for ``device`` where not given:
         a GPU encodes 32 views in about the time of a few; a CPU's matrix units are already busy with
         one clip's 400 rows, and past 4 clips a batch falls out of cache (docs/serve.md)."""
@@ -74,6 +74,6 @@ class ServeSettings:
         return replace(self, batch_size=batch_size or (32 if gpu else 4),
                        workers=pool if workers is None else workers)
 
-    def with_token_from_env(self) -> "ServeSettings":
+    def with_token_from_env(self) -> ServeSettings:
         """The token from :data:`TOKEN_ENV` when none was given."""
         return self if self.token else replace(self, token=os.environ.get(TOKEN_ENV) or None)

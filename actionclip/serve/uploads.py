@@ -24,9 +24,10 @@ import logging
 import os
 import re
 import tempfile
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 from actionclip.serve.problems import Problem
 

@@ -27,7 +27,8 @@ import json
 import math
 import struct
 import time
-from typing import TYPE_CHECKING, Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from actionclip.errors import ActionCLIPError
 from actionclip.serve.params import Fields

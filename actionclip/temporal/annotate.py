@@ -9,10 +9,12 @@ renamed at the end) at the source's nominal frame rate; audio is not copied.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
+
 
 class Labeller:
     """Maps a time to the decision of the nearest window (vectorised lookup, no scan per frame)."""

@@ -31,7 +31,8 @@ the scores (``choose_threshold(negatives, target_fpr=0.01)``); if you also have 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from actionclip.model import scoring
 

@@ -13,7 +13,8 @@ grow with the video's length. Torch-free: the model's backend does the arithmeti
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 

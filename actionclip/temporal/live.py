@@ -18,8 +18,9 @@ import queue
 import threading
 import time
 from collections import deque
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 

@@ -12,8 +12,9 @@ a stride plus half a frame step of the cut, i.e. within one stride.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

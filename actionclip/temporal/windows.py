@@ -8,7 +8,8 @@ independent per-label score (:mod:`actionclip.temporal.detection`). Torch-free.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -40,9 +41,9 @@ class WindowScorer:
 
     def __init__(self, model: VideoTextModel, labels: Sequence[str], *, templates: Sequence[str] | None = None,
                  background: Sequence[str] | None = None) -> None:
-        from actionclip.workflows.label_cache import encode_labels
         from actionclip.temporal.detection import IndependentScorer
         from actionclip.text.labels import check_labels
+        from actionclip.workflows.label_cache import encode_labels
 
         self.model = model
         self.labels = check_labels(labels)

@@ -6,8 +6,8 @@ Two labels that differ only there are one prompt to the model, so they are dupli
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from actionclip.errors import UsageError
 

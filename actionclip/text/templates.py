@@ -6,8 +6,8 @@ list and its order are the original's (``utils/Text_Prompt.py``; mmaction2's por
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from actionclip.errors import UsageError
 from actionclip.text.labels import read_entries

@@ -69,7 +69,7 @@ def _default_bpe_path() -> Path:
     return Path(__file__).resolve().parent.parent / "data" / "bpe_simple_vocab_16e6.txt.gz"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def bytes_to_unicode() -> dict[int, str]:
     """Map every byte value to a printable unicode character (the GPT-2/CLIP reversible byte map).
 
@@ -266,7 +266,7 @@ def token_ids(
     texts: str | Sequence[str],
     context_length: int = DEFAULT_CONTEXT_LENGTH,
     truncate: bool = True,
-) -> "np.ndarray":
+) -> np.ndarray:
     """Token ids of one text or a sequence of texts, as CLIP's text encoder takes them: int64 numpy
     ``[N, context_length]``. Torch-free (the ONNX backend uses it); :func:`tokenize` wraps it.
 

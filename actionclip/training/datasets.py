@@ -26,7 +26,6 @@ import dataclasses
 import random
 import re
 from collections.abc import Iterable, Sequence
-from importlib import resources
 from pathlib import Path
 
 from actionclip.errors import UsageError
@@ -95,11 +94,11 @@ class VideoDataset:
             counts[s.label] += 1
         return counts
 
-    def subset(self, indices: Iterable[int]) -> "VideoDataset":
+    def subset(self, indices: Iterable[int]) -> VideoDataset:
         """The same classes with only the given samples."""
         return dataclasses.replace(self, samples=[self.samples[i] for i in indices])
 
-    def restrict(self, classes: Sequence[str]) -> "VideoDataset":
+    def restrict(self, classes: Sequence[str]) -> VideoDataset:
         """Only the samples of ``classes`` (label texts or original names), relabelled 0..len-1.
 
         Used for base-to-novel evaluation: train on base classes, evaluate on the novel ones with

@@ -42,14 +42,14 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from actionclip.training.augment import TrainAugment
-from actionclip.training.datasets import VideoDataset, read_sample_frames, sample_length
 from actionclip.choices import PRECISIONS
 from actionclip.errors import UsageError
 from actionclip.files import write_text, write_with
+from actionclip.training.augment import TrainAugment
+from actionclip.training.datasets import VideoDataset, read_sample_frames, sample_length
 from actionclip.training.losses import actionclip_loss
-from actionclip.video.preprocess import Preprocessing, preprocess_frames, resize_short_side
 from actionclip.video import sample_indices
+from actionclip.video.preprocess import Preprocessing, preprocess_frames, resize_short_side
 
 if TYPE_CHECKING:
     from actionclip.model.actionclip import ActionCLIP

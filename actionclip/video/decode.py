@@ -226,7 +226,7 @@ class _Video:
     def close(self) -> None:
         self.container.close()
 
-    def __enter__(self) -> "_Video":
+    def __enter__(self) -> _Video:
         return self
 
     def __exit__(self, *exc: object) -> None:

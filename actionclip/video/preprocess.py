@@ -21,9 +21,10 @@ of .5, one grey level (tests/test_preprocess.py measures it).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from functools import lru_cache
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -71,7 +72,7 @@ class Preprocessing:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Preprocessing":
+    def from_dict(cls, data: Mapping[str, Any]) -> Preprocessing:
         known = {k: data[k] for k in ("resolution", "mean", "std", "resize_ratio", "interpolation") if k in data}
         return cls(**known)
 

@@ -26,7 +26,7 @@ __all__ = ["open_input", "pyav_version"]
 _NO_METADATA_ERRORS = 19
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def pyav_version() -> tuple[int, ...]:
     """PyAV's release as integers, e.g. ``(19, 0, 2)`` (a pre-release or local suffix is dropped)."""
     import av

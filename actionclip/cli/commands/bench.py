@@ -65,7 +65,6 @@ def run(args: argparse.Namespace) -> int:
     needed = (["transformers"] if not args.no_hf else []) + (["onnx", "onnxruntime"] if not args.no_onnx else [])
     require("bench", "actionclip bench", modules=needed, alternative="or leave those rows out: --no-hf, --no-onnx")
     from actionclip.bench.run import BenchConfig, format_table, rows_to_json, run_bench
-
     from actionclip.choices import DTYPES
 
     precisions = [d for d in DTYPES if d != "auto"]

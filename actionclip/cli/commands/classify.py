@@ -181,9 +181,9 @@ def _classify_all(args, model, videos, labels, templates, frames, key, results_f
     """Run the model over ``videos``; print and record each; return the number that failed."""
     from tqdm import tqdm
 
-    from actionclip.workflows.label_cache import encode_labels
     from actionclip.model.scoring import map_features
     from actionclip.pipeline import PrepareViews, encode_videos
+    from actionclip.workflows.label_cache import encode_labels
 
     if not videos:
         return 0

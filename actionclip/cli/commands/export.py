@@ -57,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         print("int8 drift on random inputs (max abs diff of unit embeddings / probabilities): "
               + ", ".join(f"{k} {v:.2g}" for k, v in drift.items()))
     print(f"  metadata: {result.metadata_path}")
-    print(f"done in {result.seconds:.1f} s; run it with: actionclip classify --backend onnx -m {result.directory} VIDEO -t LABEL ..."
+    print(f"done in {result.seconds:.1f} s; run it with: "
+          f"actionclip classify --backend onnx -m {result.directory} VIDEO -t LABEL ..."
           + (" (add --onnx-precision int8 for the int8 graphs)" if result.int8_files else ""))
     return 0

@@ -69,13 +69,12 @@ def run(args: argparse.Namespace) -> int:
     from actionclip.serve import require
 
     require()  # before loading anything: a missing extra is one line at once
+    from actionclip.errors import UsageError
     from actionclip.serve.admission import Admission
     from actionclip.serve.app import create_app
     from actionclip.serve.engine import Engine
     from actionclip.serve.server import bind, run_server
     from actionclip.serve.settings import ServeSettings
-
-    from actionclip.errors import UsageError
     from actionclip.serve.uploads import temp_dir_problem
 
     if args.temp_dir and not Path(args.temp_dir).is_dir():

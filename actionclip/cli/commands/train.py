@@ -74,8 +74,8 @@ def run(args: argparse.Namespace) -> int:
     if args.val:
         val = load_dataset(args.val, classes=data.class_names, root=args.root, group_pattern=args.group_pattern)
     elif args.val_list or args.val_fraction is not None:
-        data, val = split_dataset(data, val_list=args.val_list, val_fraction=0.2 if args.val_fraction is None else args.val_fraction,
-                                  seed=args.split_seed)
+        fraction = 0.2 if args.val_fraction is None else args.val_fraction
+        data, val = split_dataset(data, val_list=args.val_list, val_fraction=fraction, seed=args.split_seed)
     if args.shots:
         data = few_shot(data, args.shots, seed=args.split_seed)
     config = TrainConfig(

@@ -24,8 +24,9 @@ loaded model's own text tower on every forward.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -151,9 +152,9 @@ def _builder(cls_name: str, interpolates: bool) -> Callable[[LoadedCheckpoint, M
 
 
 def _family_config(family: str) -> ModelConfig:
+    from actionclip.families.vclip.model import FROSTER_TEMPLATES, OPENVCLIP_TEMPLATES
     from actionclip.model.config import UNCAPPED_LOGIT_SCALE as UNCAPPED
     from actionclip.model.config import ModelConfig
-    from actionclip.families.vclip.model import FROSTER_TEMPLATES, OPENVCLIP_TEMPLATES
     from actionclip.video.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 
     if family == "vificlip":

@@ -20,8 +20,8 @@ supported.
 
 **Open-VCLIP** and **FROSTER** are PySlowFast code: ``{"model_state": state_dict}`` (their weight
 averaging tool writes only that, fp32; training checkpoints add ``epoch``, ``optimizer_state``,
-``cfg``, a YAML string, and ``scaler_state`` under mixed precision), keys ``model.<OpenAI CLIP name>``. FROSTER's files also hold its
-distillation projectors ``projector_v.*``/``projector_t.*`` (used in training only), which is how
+``cfg``, a YAML string, and ``scaler_state`` under mixed precision), keys ``model.<OpenAI CLIP name>``.
+FROSTER's files also hold its distillation projectors ``projector_v.*``/``projector_t.*`` (used in training only), which is how
 a file is told to be FROSTER's; training checkpoints may hold the frozen teacher ``raw_model.*``.
 Their test scripts run 8 frames, CLIP's mean/std, short side 224 and a centre crop. Open-VCLIP's
 test scripts then **interpolate** every weight with OpenAI CLIP's before testing
@@ -42,8 +42,9 @@ All three apply no cap to CLIP's learned temperature (``model.config.UNCAPPED_LO
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 

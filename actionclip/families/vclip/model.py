@@ -26,17 +26,18 @@ test-time weight interpolation and formats are :mod:`actionclip.families.vclip`'
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from actionclip.errors import CheckpointError, UsageError
+from actionclip.families.vclip.neighbours import clip_frames, use_neighbour_attention
 from actionclip.model.actionclip import ActionCLIP
 from actionclip.model.clip import CLIP
 from actionclip.model.config import ModelConfig
 from actionclip.model.fusion import Fusion
-from actionclip.families.vclip.neighbours import clip_frames, use_neighbour_attention
 from actionclip.model.scoring import ops_for
 from actionclip.text.labels import check_labels
 from actionclip.text.templates import resolve_templates

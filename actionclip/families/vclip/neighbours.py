@@ -21,8 +21,8 @@ the blocks keep their generic signature and concurrent calls (threads) each see 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from contextvars import ContextVar
-from typing import Iterator
 
 import torch
 from torch import nn

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 from actionclip.families.record import Family, Fetch
 
 if TYPE_CHECKING:
+    from actionclip.families.xclip.model import XCLIP
     from actionclip.model.config import ModelConfig
     from actionclip.model.loaded import LoadedCheckpoint
-    from actionclip.families.xclip.model import XCLIP
 
 __all__ = ["FAMILIES", "default_config"]
 

@@ -18,8 +18,9 @@ whose ``num_frames`` is the length of the integration transformer's position tab
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 

@@ -37,21 +37,22 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from actionclip.errors import CheckpointError, UsageError
+from actionclip.families.xclip.layers import CrossFrameTransformer, MultiframeIntegration, PromptGenerator
 from actionclip.model.clip import NON_WEIGHT_KEYS, CLIPConfig, TextTransformer, VisionTransformer
 from actionclip.model.config import ModelConfig
 from actionclip.model.layers import LayerNorm, count_layers, load_state_dict_checked
 from actionclip.model.module import VideoModule
 from actionclip.model.scoring import VideoFeatures
-from actionclip.families.xclip.layers import CrossFrameTransformer, MultiframeIntegration, PromptGenerator
 
 if TYPE_CHECKING:
     from actionclip.model.loaded import LoadedCheckpoint
@@ -80,7 +81,7 @@ class XCLIPArch:
     prompt_activation: str = "quick_gelu"
 
     @classmethod
-    def from_state_dict(cls, sd: Mapping[str, torch.Tensor], overrides: Mapping[str, Any] | None = None) -> "XCLIPArch":
+    def from_state_dict(cls, sd: Mapping[str, torch.Tensor], overrides: Mapping[str, Any] | None = None) -> XCLIPArch:
         """Infer the architecture from an original-named state dict, as the original's ``build_model``
         does (heads = width / 64). ``overrides`` may set any field of this class or of
         :class:`CLIPConfig` (a Hugging Face config states heads, activation and eps)."""
@@ -136,7 +137,7 @@ class XCLIPNetwork(nn.Module):
 
     @classmethod
     def from_state_dict(cls, sd: Mapping[str, torch.Tensor],
-                        overrides: Mapping[str, Any] | None = None) -> "XCLIPNetwork":
+                        overrides: Mapping[str, Any] | None = None) -> XCLIPNetwork:
         """Build from an original-named state dict (the release's ``checkpoint["model"]``)."""
         net = cls(XCLIPArch.from_state_dict(sd, overrides))
         net.load_original_state_dict(sd)
@@ -151,7 +152,7 @@ class XCLIPNetwork(nn.Module):
             ours[key if top else f"text.{key}"] = value
         load_state_dict_checked(self, ours, what="X-CLIP")
 
-    def original_state_dict(self) -> "OrderedDict[str, torch.Tensor]":
+    def original_state_dict(self) -> OrderedDict[str, torch.Tensor]:
         """State dict in the original release's naming (text keys at the top level)."""
         return OrderedDict(
             (k[len("text."):] if k.startswith("text.") else k, v) for k, v in self.state_dict().items()
@@ -203,7 +204,7 @@ class XCLIP(VideoModule):
         self.source_format = source_format
 
     @classmethod
-    def from_checkpoint(cls, ckpt: "LoadedCheckpoint", config: ModelConfig) -> "XCLIP":
+    def from_checkpoint(cls, ckpt: LoadedCheckpoint, config: ModelConfig) -> XCLIP:
         try:
             net = XCLIPNetwork.from_state_dict(ckpt.clip_state_dict, ckpt.clip_overrides)
         except CheckpointError as exc:
