@@ -165,6 +165,7 @@ def test_the_table_names_every_command():
 
 
 @pytest.mark.parametrize("command, bad", CASES, ids=[f"{c}-{b.replace(' ', '-')}" for c, b in CASES])
+@pytest.mark.heavy  # every command x bad input as a real process
 def test_bad_input_is_one_error_line_and_nothing_written(sweep, inputs, command, bad):
     done, out = sweep[(command, bad)]
     lines = done.stderr.strip().splitlines()

@@ -53,6 +53,7 @@ def test_quiet_hides_other_packages_warnings_and_restores_everything(monkeypatch
     assert chatter.verbose()  # as a library: nothing hidden
 
 
+@pytest.mark.heavy  # an index built and searched in subprocesses
 def test_search_prints_no_library_warnings(tmp_path, tiny_checkpoint):
     pytest.importorskip("lancedb")
     folder = tmp_path / "videos"
@@ -73,6 +74,7 @@ def test_search_prints_no_library_warnings(tmp_path, tiny_checkpoint):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy  # a Ray cluster
 def test_ray_index_prints_only_our_lines_unless_verbose(tmp_path, tiny_checkpoint):
     pytest.importorskip("ray.data")
     pytest.importorskip("lancedb")

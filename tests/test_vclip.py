@@ -228,6 +228,7 @@ def test_eval(files, small_set, fmt, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("fmt", ["vificlip", "froster"])
+@pytest.mark.heavy  # training
 def test_train_a_few_steps_and_reload_the_same_family(files, small_set, fmt, tmp_path):
     from actionclip.training.datasets import load_dataset
     from actionclip.training.train import TrainConfig, train
