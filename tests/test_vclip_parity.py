@@ -284,8 +284,12 @@ def _openai_for(sd, openai_sd, openai_l14_sd):
     return openai_l14_sd if sd["visual.conv1.weight"].shape[0] == 1024 else openai_sd
 
 
-@pytest.mark.parametrize("fmt", ["openvclip", "openvclip-training", "openvclip-l14", "openvclip-l14-training",
-                                 "froster", "froster-training", "froster-l14"])
+_L14 = pytest.mark.heavy  # the L/14-shaped files: the same code at a larger size, seconds each
+
+
+@pytest.mark.parametrize("fmt", ["openvclip", "openvclip-training", pytest.param("openvclip-l14", marks=_L14),
+                                 pytest.param("openvclip-l14-training", marks=_L14), "froster", "froster-training",
+                                 pytest.param("froster-l14", marks=_L14)])
 def test_neighbour_attention_models_match_their_forward(files, openai_sd, openai_l14_sd, fmt):
     froster = fmt.startswith("froster")
     model = actionclip.load(files[fmt], dtype="fp32")
