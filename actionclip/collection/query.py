@@ -109,18 +109,23 @@ class Index:
 
         return encode_labels(self.model, [text], cache=False)
 
+    def embed_query(self, text: str) -> Any:
+        """The query ``text`` as :meth:`search` embeds it (``[K, 1, D]``), to keep and pass as ``query``."""
+        return self._query(text)
+
     def search(self, text: str, top_k: int = 10, *, kind: str | None = None, nprobes: int = 20,
-               refine_factor: int = 5) -> list[Hit]:
+               refine_factor: int = 5, query: Any = None) -> list[Hit]:
         """The ``top_k`` best videos, and the ``top_k`` best moments when the index has them, for a
         free-text query; highest score first. ``kind``: only ``"video"`` or only ``"window"`` hits.
-        ``nprobes``/``refine_factor`` tune the ANN index once there is one (ignored before)."""
+        ``nprobes``/``refine_factor`` tune the ANN index once there is one (ignored before).
+        ``query``: ``text`` already embedded by :meth:`embed_query` (a server caches them)."""
         from actionclip.errors import UsageError
 
         if kind not in (None, "video", "window"):
             raise UsageError(f"kind {kind!r}: must be 'video' or 'window'")
         if top_k < 1:
             raise UsageError(f"top_k must be at least 1, got {top_k}")
-        query = self._query(text)
+        query = self._query(text) if query is None else query
         kinds = [kind] if kind else ["video"] + (["window"] if self.moments else [])
         hits: list[Hit] = []
         for k in kinds:
