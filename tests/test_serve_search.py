@@ -114,7 +114,8 @@ def test_search_ranks_as_the_cli(client, built):
         served = client.search(text, k, only)["results"]
         assert len(served) == len(expected) > 0
         assert [(h["video"], h["kind"]) for h in served] == [(h["video"], h["kind"]) for h in expected]
-        assert [h["score"] for h in served] == [h["score"] for h in expected]  # the same computation, exactly
+        # the CLI embeds the query with the text side alone (numpy), the server with its torch model
+        np.testing.assert_allclose([h["score"] for h in served], [h["score"] for h in expected], rtol=0, atol=1e-6)
         for hit, cli in zip(served, expected):
             assert (hit["start"], hit["end"]) == ((cli["start"], cli["end"]) if cli["kind"] == "window" else (None, None))
             assert "path" not in hit  # the server's file system stays private

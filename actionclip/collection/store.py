@@ -46,16 +46,32 @@ META = "index.json"
 ANN_MIN_ROWS = 50_000
 
 
-def require_lancedb() -> Any:
+def require_lancedb(*, now: bool = True) -> Any:
     """``lancedb`` (and the ``pyarrow`` it writes with), or a one-line error saying how to install
-    them. Called before any work, so a missing extra fails at once rather than after the encoding."""
+    them. Called before any work, so a missing extra fails at once rather than after the encoding.
+    ``now=False`` only checks that both are installed (importing lancedb takes seconds; a search
+    imports it while its query is embedded) and returns None."""
+    if not now:
+        import importlib.util
+
+        for name in ("lancedb", "pyarrow"):
+            try:
+                found = importlib.util.find_spec(name) is not None
+            except (ImportError, ValueError):  # ValueError: sys.modules[name] is None (blocked)
+                found = False
+            if not found:
+                raise UsageError(_missing(name))
+        return None
     try:
         import lancedb
         import pyarrow  # noqa: F401 - the store's rows are Arrow tables
     except ImportError as exc:
-        raise UsageError(f"video indexes need LanceDB and pyarrow ({exc.name} is missing): "
-                         "pip install 'actionclip[index]'") from None
+        raise UsageError(_missing(exc.name)) from None
     return lancedb
+
+
+def _missing(name: str | None) -> str:
+    return f"video indexes need LanceDB and pyarrow ({name} is missing): pip install 'actionclip[index]'"
 
 
 def _sql(text: str) -> str:
