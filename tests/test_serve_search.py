@@ -403,3 +403,22 @@ def test_narrow_layout(browser, server, width):
         player = page.locator("#search-player" if tab == "search-tab" else "#drop").bounding_box()
         assert player is None or player["x"] + player["width"] <= width
     page.close()
+
+
+# ----------------------------------------------------------------------------------------------
+# The benchmark cannot rot
+
+
+def test_search_benchmark_dry_run(tmp_path):
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_serve_search.py"
+    done = subprocess.run([sys.executable, str(script), "--dry-run", "--json", "--workdir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.splitlines()[-1])
+    assert report["rows"] == 600 and set(report["figures"]) == {
+        f"{c} clients, {w} queries" for c in (2, 4) for w in ("new", "repeated")}
+    for figures in report["figures"].values():
+        assert figures["requests"] == 8 and figures["rps"] > 0 and 0 < figures["p50_ms"] <= figures["p95_ms"]
