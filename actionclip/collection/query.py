@@ -146,7 +146,7 @@ class Index:
             raise UsageError(f"top_k must be at least 1, got {top_k}")
         if query is None:
             # LanceDB takes seconds to import: open the table while the query is embedded
-            opening = threading.Thread(target=self.store.table, daemon=True)
+            opening = threading.Thread(target=self._open_table_quietly, daemon=True)
             opening.start()
             query = self._query(text)
             opening.join()
@@ -156,6 +156,12 @@ class Index:
             hits += (self._search_exact(query, top_k, k) if "tokens" in self.store.columns()
                      else self._search_vectors(query, top_k, k, nprobes, refine_factor))
         return sorted(hits, key=lambda h: -h.score)
+
+    def _open_table_quietly(self) -> None:
+        try:
+            self.store.table()
+        except Exception:  # noqa: BLE001 - the search opens it again and reports the error in one line
+            pass
 
     def _search_vectors(self, query: Any, top_k: int, kind: str, nprobes: int, refine_factor: int) -> list[Hit]:
         table = self.store.table()
