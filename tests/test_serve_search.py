@@ -51,6 +51,7 @@ def extra_files(tmp_path_factory) -> dict[str, Path]:
     bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 100)
     return {"new": make_test_video(d / "new clip.mp4", seconds=2.0, size=(64, 48), fps=10),
             "avi": make_test_video(d / "upload.avi", seconds=2.0, size=(64, 48), fps=10),
+            "long": make_test_video(d / "long.mp4", seconds=25.0, size=(32, 32), fps=2),
             "bad": bad}
 
 
@@ -71,7 +72,7 @@ def cache(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def server(built, cache):
     with ServerProcess(["--index", built, "--dtype", "fp32", "--device", "cpu", "--workers", "2",
-                        "--max-upload-mb", "5"], env={"ACTIONCLIP_SERVE_TOKEN": "", "ACTIONCLIP_CACHE": str(cache)}) as srv:
+                        "--max-upload-mb", "5", "--max-duration", "20"], env={"ACTIONCLIP_SERVE_TOKEN": "", "ACTIONCLIP_CACHE": str(cache)}) as srv:
         yield srv
     assert "Traceback" not in srv.log, srv.log
 
@@ -279,6 +280,9 @@ def test_uploads_are_added_to_the_index(client, built, extra_files):
     assert bad.status == 400 and "broken.mp4" in bad.json()["error"] and "\n" not in bad.json()["error"]
     assert client.get("/v1/index")["videos"] == before + 1
     assert sorted(p.name for p in (built / "uploads").glob("*/*")) == stored == ["new_clip.mp4"]
+    long = client.request("POST", "/v1/index", *_form(extra_files["long"]))  # the server runs --max-duration 20
+    assert long.status == 400 and "long.mp4: 25.0 s long" in long.json()["error"]
+    assert client.get("/v1/index")["videos"] == before + 1
     # the CLI sees the server's addition
     assert any(h["video"].endswith("new_clip.mp4") for h in cli_search(built, QUERIES[0], "--only", "videos"))
 

@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+from actionclip.errors import ActionCLIPError
 from actionclip.serve.auth import check_token
 from actionclip.serve.media import transcode_preview
 from actionclip.serve.problems import Problem
@@ -49,6 +50,16 @@ def _checked_upload(upload: Upload) -> tuple[Path, str]:
     return upload.path, name
 
 
+def _check_duration(path: Path, name: str, limit: float) -> None:
+    """400 for a video longer than the server's ``--max-duration`` (0: no limit)."""
+    from actionclip.video import probe
+
+    if limit:
+        duration = probe(path).duration
+        if duration > limit:
+            raise Problem(400, f"{name}: {duration:.1f} s long, over this server's limit of {limit:g} s")
+
+
 def add_preview_route(app: Any, *, engine: Any, settings: Any, admission: Any, guarded: list,
                       uploads: Callable[[Any], Any]) -> None:
     """``POST /v1/preview``: the uploaded video as H.264 MP4 (the page plays it when the browser
@@ -70,8 +81,6 @@ def add_preview_route(app: Any, *, engine: Any, settings: Any, admission: Any, g
                     await engine.pool.run(transcode_preview, path, out, max_seconds=settings.max_duration or 600.0)
                 except Exception as exc:
                     os.unlink(out)
-                    from actionclip.errors import ActionCLIPError
-
                     if isinstance(exc, ActionCLIPError):
                         raise type(exc)(str(exc).replace(os.fspath(path), name)) from None
                     raise
@@ -129,6 +138,10 @@ def add_search_routes(app: Any, service: Any, *, engine: Any, settings: Any, adm
         with admission.slot():
             async with uploads(request) as upload:
                 path, name = await engine.pool.run(_checked_upload, upload)
+                try:
+                    await engine.pool.run(_check_duration, path, name, settings.max_duration)
+                except ActionCLIPError as exc:  # unreadable: named as the client named it
+                    raise type(exc)(str(exc).replace(os.fspath(path), name)) from None
                 return await engine.pool.run(service.add, path, name)
 
     @app.post("/v1/collection/classify", dependencies=guarded,
