@@ -44,11 +44,22 @@ assert hits
 """
 
 
-def timed(args: list[str], env: dict[str, str]) -> float:
+def timed(args: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one child process. CPU time is the steadier figure on a busy
+    machine: other processes stretch the wall time, not the work done."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-c", CHILD, *args], check=True, env=env, cwd=REPO,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def median(pairs: list[tuple[float, float]]) -> tuple[float, float]:
+    return statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,14 +88,16 @@ def main(argv: list[str] | None = None) -> int:
                 assert cli(["index", *map(str, clips), "--out", str(index), "--model", str(checkpoint),
                             "--dtype", "fp32", "--device", "cpu"]) == 0
             row = {}
-            for mode in ("whole", "side"):
+            for mode in ("whole", "side"):  # interleaved runs would be fairer; the load is reported instead
                 new = [timed([str(index), f"query {mode} {i} {time.time_ns()}", mode], env) for i in range(args.runs)]
                 timed([str(index), "a repeated query", mode], env)  # into the cache (the text side's)
                 again = [timed([str(index), "a repeated query", mode], env) for _ in range(args.runs)]
-                row[mode] = (statistics.median(new), statistics.median(again))
-            (wn, wr), (sn, sr) = row["whole"], row["side"]
-            print(f"  {size:<5} new query: whole model {wn:6.2f} s, text side {sn:6.2f} s ({wn / sn:.1f}x); "
-                  f"repeated: whole model {wr:6.2f} s, text side {sr:6.2f} s ({wr / sr:.1f}x)")
+                row[mode] = (median(new), median(again))
+            for what, i in (("new query", 0), ("repeated query", 1)):
+                (ww, wc), (sw, sc) = row["whole"][i], row["side"][i]
+                print(f"  {size:<5} {what:<15} wall: whole model {ww:6.2f} s, text side {sw:6.2f} s ({ww / sw:.1f}x)   "
+                      f"CPU: whole model {wc:6.2f} s, text side {sc:6.2f} s ({wc / sc:.1f}x)")
+        print(f"load average at the end {os.getloadavg()[0]:.1f}")
     return 0
 
 
