@@ -41,6 +41,12 @@ _LAZY = {
     "VideoError": "actionclip.errors",
     "UsageError": "actionclip.errors",
     "OutputError": "actionclip.errors",
+    # evaluation protocols (docs/evaluation.md)
+    "evaluate_detection": "actionclip.evaluation.activitynet",
+    "evaluate_thumos14": "actionclip.evaluation.thumos14",
+    "evaluate_retrieval": "actionclip.evaluation.retrieval",
+    "retrieval_metrics": "actionclip.evaluation.retrieval",
+    "evaluate_open_vocabulary": "actionclip.evaluation.splits",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

@@ -19,3 +19,6 @@ DTYPES = ("auto", "fp32", "bf16", "fp16")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 #: inference backends of ``classify``
 BACKENDS = ("torch", "onnx")
+#: which graphs of an ONNX export run (:mod:`actionclip.onnx.backend`): auto is fp32 when the export
+#: holds them, else its int8 ones
+ONNX_PRECISIONS = ("auto", "fp32", "int8")

@@ -101,15 +101,18 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 def check_writable(path: str | os.PathLike) -> Path:
     """Fail now, in one line, if ``path``'s folder cannot be created or written.
 
-    For long jobs: a typo in an output path should fail before an hour of work, not after it.
+    For long jobs: a typo in an output path should fail before an hour of work, not after it. Nothing
+    is created here (a run that fails later leaves no empty folder behind): the nearest folder that
+    exists must be one this process can write into; the writer creates the missing ones.
     """
     target = Path(path)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"{target}: cannot write ({_cause(exc)})") from None
     if target.is_dir():
         raise OutputError(f"{target}: cannot write (is a directory)")
-    if not os.access(target.parent, os.W_OK | os.X_OK):
-        raise OutputError(f"{target}: cannot write (no write permission on {target.parent})")
+    ancestor = target.parent
+    while not os.path.lexists(ancestor) and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise OutputError(f"{target}: cannot write ({ancestor} is not a folder)")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise OutputError(f"{target}: cannot write (no write permission on {ancestor})")
     return target

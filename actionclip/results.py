@@ -119,10 +119,15 @@ class ResultsFile:
         self.path = Path(path)
         self.records: list[dict[str, Any]] = []
         self.warnings: list[str] = []
+        # What this run created, removed again by close() if the run wrote no record (it failed
+        # before its first video): a failed run leaves nothing behind.
+        self._created: list[Path] = [p for p in (self.path, *self.path.parents) if not os.path.lexists(p)]
+        self._appended = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
+            self._remove_created()
             raise UsageError(f"{self.path}: cannot open results file: {exc.strerror or exc}") from None
         try:
             self._lock()
@@ -189,11 +194,23 @@ class ResultsFile:
         except OSError as exc:  # disk full, I/O error: a cut line is dropped on the next open
             raise UsageError(f"{self.path}: cannot write results file: {exc.strerror or exc}") from None
         self.records.append(record)
+        self._appended = True
 
     def close(self) -> None:
         if self._fd >= 0:
-            os.close(self._fd)  # also releases the lock
+            if not self._appended:
+                self._remove_created()
+            os.close(self._fd)  # also releases the lock (after the removal: no other run sees it meanwhile)
             self._fd = -1
+
+    def _remove_created(self) -> None:
+        for created in self._created:  # the file first, then the folders made for it, innermost first
+            try:
+                created.unlink() if created == self.path else created.rmdir()
+            except FileNotFoundError:
+                continue
+            except OSError:
+                return
 
     def __enter__(self) -> ResultsFile:
         return self

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import zipfile
 
 import numpy as np
@@ -21,20 +22,68 @@ def good(tmp_path_factory):
     return write_checkpoint(tmp_path_factory.mktemp("good") / "good.pt", "actionclip")
 
 
-def test_truncated_file(tmp_path, good):
-    bad = tmp_path / "truncated.pt"
-    bad.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
-    with pytest.raises(CheckpointError, match=r"truncated\.pt: cannot read checkpoint"):
-        actionclip.load(bad, dtype="fp32")
+class _RunsCode:
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
 
 
-def test_empty_file_and_garbage_and_missing(tmp_path):
-    (tmp_path / "empty.pt").write_bytes(b"")
-    with pytest.raises(CheckpointError, match=r"empty\.pt: file is empty"):
-        actionclip.load(tmp_path / "empty.pt", dtype="fp32")
-    (tmp_path / "noise.pt").write_bytes(os.urandom(4096))
-    with pytest.raises(CheckpointError, match=r"noise\.pt"):
-        actionclip.load(tmp_path / "noise.pt", dtype="fp32")
+def _bad_files(root, good) -> dict:
+    """name -> (path, the whole cause after 'PATH: ', as a regex). Each names what the file really is."""
+    import random
+
+    data = good.read_bytes()
+    files = {
+        "random bytes": (b"\x17" + random.Random(0).randbytes(5000),
+                         r"not a checkpoint: no weight format begins with these bytes \(17 [0-9a-f ]+\); "
+                         r"corrupt, or a different kind of file"),
+        "truncated .pt": (data[: len(data) // 2],
+                          r"a truncated or corrupt zip archive \(its central directory is missing or damaged\); "
+                          r"download or copy the file again"),
+        "text file": (b"epoch 3, loss 0.12\nepoch 4, loss 0.10\n", r"a text file, not a checkpoint \(it begins 'epoch 3, loss 0.12'\)"),
+        "empty file": (b"", r"file is empty, not a checkpoint"),
+        "git lfs pointer": (b"version https://git-lfs.github.com/spec/v1\noid sha256:00\nsize 9\n",
+                            r"a Git LFS pointer, not the weights \(fetch the file itself: git lfs pull\)"),
+        "malicious pickle": (pickle.dumps({"model_state_dict": _RunsCode(str(root / "pwned"))}),
+                             r"a pickle that references code \((posix|os|nt)\.system\): refused, nothing was executed"),
+        "truncated legacy pickle": (None, r"a truncated pickle \(the file ends early\); download or copy it again"),
+        "zip, not torch": (None, r"a zip archive, but not a PyTorch checkpoint \(no data\.pkl inside\)"),
+        "safetensors, bad header": (b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}",
+                                    r"a safetensors file with a bad header or data \(.+\)"),
+    }
+    out = {}
+    for name, (content, cause) in files.items():
+        path = root / (name.replace(" ", "_").replace(",", "") + (".safetensors" if "safetensors" in name else ".pt"))
+        if name == "truncated legacy pickle":
+            torch.save({"w": torch.ones(64)}, path, _use_new_zipfile_serialization=False)
+            content = path.read_bytes()[:-30]
+        if name == "zip, not torch":
+            with zipfile.ZipFile(path, "w") as z:
+                z.writestr("notes/readme.txt", "hello")
+        else:
+            path.write_bytes(content)
+        out[name] = (path, cause)
+    return out
+
+
+BAD_FILES = ["random bytes", "truncated .pt", "text file", "empty file", "git lfs pointer", "malicious pickle",
+             "truncated legacy pickle", "zip, not torch", "safetensors, bad header"]
+
+
+@pytest.mark.parametrize("case", BAD_FILES)
+def test_each_bad_file_gets_its_true_cause_in_one_line(tmp_path, good, case):
+    path, cause = _bad_files(tmp_path, good)[case]
+    with pytest.raises(CheckpointError) as err:
+        actionclip.load(path, dtype="fp32")
+    message = str(err.value)
+    assert "\n" not in message
+    assert re.fullmatch(re.escape(f"{path}: ") + cause, message), message
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_missing_and_folder(tmp_path):
     with pytest.raises(CheckpointError, match="no such file"):
         read_checkpoint(tmp_path / "missing.pt")
     (tmp_path / "folder").mkdir()
@@ -69,14 +118,6 @@ def test_unrecognised_dict(tmp_path):
         actionclip.load(tmp_path / "other.pt", dtype="fp32")
 
 
-class _RunsCode:
-    def __init__(self, marker: str):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
 @pytest.mark.parametrize("wrapper", ["plain-pickle", "torch-zip"])
 def test_pickle_that_runs_code_is_refused_and_not_executed(tmp_path, good, wrapper):
     marker = tmp_path / "pwned"
@@ -87,7 +128,7 @@ def test_pickle_that_runs_code_is_refused_and_not_executed(tmp_path, good, wrapp
         ckpt = torch.load(good, weights_only=True)
         ckpt["hook"] = _RunsCode(str(marker))
         torch.save(ckpt, path)
-    with pytest.raises(CheckpointError, match=r"evil\.pt: .*(refused|cannot read)"):
+    with pytest.raises(CheckpointError, match=r"evil\.pt: a pickle that references code \((posix|os|nt)\.system\): refused, nothing was executed$"):
         actionclip.load(path, dtype="fp32")
     assert not marker.exists()
 

@@ -358,6 +358,21 @@ def test_output_file_is_locked_against_a_second_run(ckpt, clips, tmp_path):
     ResultsFile(out).close()  # released
 
 
+def test_a_results_file_that_got_no_record_is_not_left_behind(tmp_path):
+    from actionclip.results import ResultsFile
+
+    out = tmp_path / "new" / "deeper" / "results.jsonl"
+    ResultsFile(out).close()  # the run failed before its first video (a bad model, say)
+    assert not (tmp_path / "new").exists()
+    kept = tmp_path / "kept.jsonl"
+    kept.write_text("")
+    ResultsFile(kept).close()  # the user's own file stays, even empty
+    assert kept.exists()
+    with ResultsFile(out) as results:
+        results.append({"path": "a.mp4", "key": "k"})
+    assert out.read_text().count("\n") == 1
+
+
 def test_output_file_write_failure_is_one_line(ckpt, clips, tmp_path, monkeypatch, capsys):
     import errno
 

@@ -127,8 +127,8 @@ def _spec(url: str, sha256: str | None = PAYLOAD_SHA, size: int | None = len(PAY
 
 
 def _leftovers(spec: ModelSpec) -> list[str]:
-    """Files in the cache other than the lock file."""
-    return sorted(p.name for p in dl.cache_dir().iterdir() if not p.name.endswith(".lock"))
+    """Files in the cache: a download, done or failed, leaves no lock file (nor an empty .part)."""
+    return sorted(p.name for p in dl.cache_dir().iterdir())
 
 
 # ------------------------------------------------------------------------------ success paths
@@ -332,6 +332,7 @@ def test_unreachable_server_fails_fast_with_where_to_put_the_file():
     msg = str(err.value)
     assert spec.url in msg and str(dl.cache_dir() / "test-8f.pth") in msg and "\n" not in msg
     assert not dl.cached_path(spec).exists()
+    assert _leftovers(spec) == []  # no lock file, no empty .part
 
 
 # ------------------------------------------------------------------------------ offline mode

@@ -99,4 +99,8 @@ def test_unwritable_places_are_one_line_naming_the_target(tmp_path):
         locked.mkdir(mode=0o500)
         with pytest.raises(OutputError, match="no write permission"):
             check_writable(locked / "x.json")
-    assert check_writable(tmp_path / "new" / "x.json").parent.is_dir()
+    # Checking creates nothing: a run that fails after the check leaves no empty folder behind.
+    assert check_writable(tmp_path / "new" / "deeper" / "x.json") == tmp_path / "new" / "deeper" / "x.json"
+    assert not (tmp_path / "new").exists()
+    with pytest.raises(OutputError, match=r"file/sub/x\.json: cannot write \(.*file is not a folder\)"):
+        check_writable(blocker / "sub" / "x.json")

@@ -149,10 +149,10 @@ def test_classify_takes_builtin_lists_and_caches_them(ckpt, tmp_path, capsys, mo
     assert main(args) == 0
     assert calls == []  # the second run reads the 1,616 prompt embeddings from disk
     assert capsys.readouterr().out == first
-    from actionclip.training.datasets import builtin_classes
+    from actionclip.text.classes import builtin_labels
 
     lines = first.splitlines()
-    assert len(lines) == 4 and all(line.strip().rsplit(None, 1)[0] in builtin_classes("ucf101") for line in lines[1:])
+    assert len(lines) == 4 and all(line.strip().rsplit(None, 1)[0] in builtin_labels("ucf101") for line in lines[1:])
 
 
 def test_the_server_label_cache_reads_what_an_earlier_run_embedded():

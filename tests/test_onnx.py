@@ -230,3 +230,58 @@ def test_export_command(tiny_checkpoint, tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     assert main(["export", str(tiny_checkpoint), "--onnx", str(tmp_path / "file")]) == 1
     assert "file" in capsys.readouterr().err
+
+
+def test_classify_runs_the_int8_graphs_that_export_int8_writes(tiny_checkpoint, video_file, tmp_path, capsys):
+    """``classify --backend onnx --onnx-precision int8`` runs the graphs of ``export --int8`` and says so.
+
+    Tolerance: on the tiny random model (logit scale 100) int8 moved probabilities by at most 0.018
+    (4 generated videos x 5 labels; unit video embeddings by 0.005, unit text embeddings by 0.018), so
+    0.05 is about 3x the measured drift: it catches graphs that are not the same model, while the
+    int8 result must also differ from fp32 (else the fp32 graphs ran)."""
+    from actionclip.cli import main
+
+    out = tmp_path / "export"
+    assert main(["export", str(tiny_checkpoint), "--onnx", str(out), "--int8", "--no-check"]) == 0
+    labels = [arg for label in LABELS for arg in ("-t", label)]
+
+    def classify(*extra: str) -> tuple[dict, list[str]]:
+        capsys.readouterr()
+        assert main(["classify", str(video_file), "--backend", "onnx", "-m", str(out), "--json", *labels, *extra]) == 0
+        cap = capsys.readouterr()
+        return json.loads(cap.out), [line for line in cap.err.splitlines() if "ONNX graphs" in line]
+
+    runs = {p: classify("--onnx-precision", p) for p in ("fp32", "int8")}
+    runs["default"] = classify()
+    for precision, (_, said) in runs.items():
+        assert said == [f"actionclip: running the {'fp32' if precision == 'default' else precision} ONNX graphs "
+                        f"of {out} (CPUExecutionProvider)"]
+    fp32, int8 = runs["fp32"][0], runs["int8"][0]
+    assert int8["model"] == fp32["model"] + " (int8)" and runs["default"][0] == fp32
+    p32 = {r["label"]: r["prob"] for r in fp32["results"]}
+    p8 = {r["label"]: r["prob"] for r in int8["results"]}
+    assert fp32["results"][0]["label"] == int8["results"][0]["label"]
+    assert max(abs(p8[k] - p32[k]) for k in LABELS) < 0.05
+    assert max(abs(p8[k] - p32[k]) for k in LABELS) > 1e-6
+
+    for path in out.glob("*.onnx"):  # an export shipped with its int8 graphs only: auto runs them
+        if not path.name.endswith(".int8.onnx"):
+            path.unlink()
+    assert classify()[1] == [f"actionclip: running the int8 ONNX graphs of {out} (CPUExecutionProvider)"]
+    capsys.readouterr()
+    assert main(["classify", str(video_file), "--backend", "onnx", "-m", str(out), "--onnx-precision", "fp32",
+                 *labels]) == 1
+    assert "graph missing" in capsys.readouterr().err
+
+
+def test_backend_precision_errors(exported, tmp_path):
+    meta = json.loads(exported[1].metadata_path.read_text())
+    meta["int8_files"] = None
+    (tmp_path / "m.json").write_text(json.dumps(meta))
+    for graph, name in meta["files"].items():
+        os.symlink(exported[1].files[graph], tmp_path / name)
+    assert onnx_backend.load(tmp_path).precision == "fp32"
+    with pytest.raises(CheckpointError, match="no int8 graphs"):
+        onnx_backend.load(tmp_path, precision="int8")
+    with pytest.raises(UsageError, match="precision 'int4'"):
+        onnx_backend.load(tmp_path, precision="int4")

@@ -69,7 +69,7 @@ def upload_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def server(tiny_checkpoint, upload_dir):
     """The main server: small limits so that every limit can be hit cheaply."""
-    with ServerProcess(["--model", tiny_checkpoint, "--dtype", "fp32", "--device", "cpu", "--max-upload-mb", "1",
+    with ServerProcess(["--model", tiny_checkpoint, "--dtype", "fp32", "--device", "cpu", "--max-upload-mib", "1",
                         "--max-duration", "20", "--max-wait", "0.05", "--queue-size", "32", "--workers", "2",
                         "--temp-dir", upload_dir], env={"ACTIONCLIP_SERVE_TOKEN": ""}) as srv:
         yield srv
@@ -155,12 +155,15 @@ def test_health_models_classes_docs_and_page(client, server):
     assert DEFAULT_MODEL in [row["name"] for row in models["registry"]]
     lists = client.get("/v1/classes")["lists"]
     assert {"ucf101", "hmdb51", "k400", "k600"} <= set(lists)
-    from actionclip.training.datasets import builtin_classes
+    from actionclip.text.classes import builtin_classes, builtin_labels
 
-    assert client.get("/v1/classes/ucf101")["classes"] == builtin_classes("ucf101")
+    # The page fills its labels from "classes": the words classify --labels and eval give the model.
+    ucf = client.get("/v1/classes/ucf101")
+    assert ucf["classes"] == builtin_labels("ucf101") and ucf["names"] == builtin_classes("ucf101")
+    assert "uneven bars" in ucf["classes"]
     with pytest.raises(ServeError) as err:
-        client.get("/v1/classes/nope")
-    assert err.value.status == 404 and "ucf101" in err.value.message
+        client.get("/v1/classes/hmdb5")
+    assert err.value.status == 404 and "did you mean 'hmdb51'?" in err.value.message
 
     spec = client.get("/openapi.json")
     form = spec["paths"]["/v1/classify"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
@@ -316,7 +319,7 @@ def test_upload_limit_is_checked_while_streaming(server, client, upload_dir):
     sock.sendall(b"POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
                  b"Content-Length: 10000000000\r\n\r\n")
     status, _, body = read_reply(sock)
-    assert status == 413 and "limit of 1 MB" in body["error"]
+    assert status == 413 and "limit of 1 MiB" in body["error"]
 
     # No length announced (chunked): refused as soon as the file part passes 1 MB, while the
     # client is still sending (it never finishes the body).
@@ -336,7 +339,7 @@ def test_upload_limit_is_checked_while_streaming(server, client, upload_dir):
         sock.sendall(chunk(b"\0" * (256 * 1024)))
         sent += 256 * 1024
     status, _, body = read_reply(sock)
-    assert status == 413 and "over this server's limit of 1 MB" in body["error"]
+    assert status == 413 and "over this server's limit of 1 MiB" in body["error"]
     assert_healthy(client)
     wait_for(lambda: not list(upload_dir.iterdir()), what="the partial upload to be deleted")
 
@@ -536,6 +539,71 @@ def test_serve_without_the_extra_is_one_line(tmp_path):
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [('actionclip: error: serving needs fastapi, which is not installed: '
                                                  'pip install "actionclip[serve]"')]
+
+
+def test_upload_limit_is_in_mib_and_the_old_flag_still_works(capsys):
+    from actionclip.cli import build_parser
+    from actionclip.serve.settings import ServeSettings
+
+    parser = build_parser()
+    assert parser.parse_args(["serve", "--max-upload-mib", "1.5"]).max_upload_mib == 1.5
+    assert parser.parse_args(["serve", "--max-upload-mb", "3"]).max_upload_mib == 3  # the old name
+    assert parser.parse_args(["serve"]).max_upload_mib == 200
+    assert ServeSettings(max_upload_mib=1).max_upload_bytes == 2 ** 20
+    with pytest.raises(SystemExit):
+        parser.parse_args(["serve", "--help"])
+    shown = capsys.readouterr().out
+    assert "--max-upload-mib MIB" in shown and "in MiB" in shown and "--max-upload-mb" not in shown
+
+
+def test_temp_dir_that_cannot_be_written_is_refused_at_start_up(tiny_checkpoint):
+    """Tests run as root, for whom chmod does not stop writes: sysfs (/sys) is a folder in which no
+    one, root included, can create a regular file, so it is a temp dir that truly fails."""
+    from actionclip.serve.uploads import temp_dir_problem
+    from cli_support import run_cli
+
+    if temp_dir_problem("/sys") is None:
+        pytest.skip("this machine lets a file be created in /sys")
+    done = run_cli("serve", "--model", tiny_checkpoint, "--port", "0", "--temp-dir", "/sys")
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert lines[0].startswith("actionclip: error: --temp-dir /sys: uploads cannot be stored there ("), lines[0]
+    assert "serving" not in done.stderr
+
+
+def test_an_upload_the_server_cannot_store_is_one_json_line(tiny_checkpoint, files, tmp_path):
+    """The temp folder disappears after start-up (a cleaned /tmp, an unmounted disk): each upload
+    answers one JSON line naming no server path, the server's log has one line and no traceback,
+    and the server keeps serving once the folder is back."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    with ServerProcess(["--model", tiny_checkpoint, "--dtype", "fp32", "--device", "cpu", "--temp-dir", spool],
+                       env={"ACTIONCLIP_SERVE_TOKEN": ""}) as srv:
+        client = ServeClient(srv.url, timeout=120)
+        spool.rmdir()
+        for _ in range(2):
+            with pytest.raises(ServeError) as err:
+                client.classify(files["clip0"], LABELS)
+            assert err.value.status == 500
+            assert err.value.message == "the server cannot store the upload (No such file or directory); try again later"
+            assert str(tmp_path) not in err.value.message
+        spool.mkdir()
+        assert len(client.classify(files["clip0"], LABELS)["results"]) == len(LABELS)
+        assert srv.stop() == 0
+    assert "Traceback" not in srv.log, srv.log
+    stored = [line for line in srv.log.splitlines() if "cannot store an upload" in line]
+    assert len(stored) == 2 and list(spool.iterdir()) == []
+
+
+def test_a_full_disk_answers_507():
+    import errno
+
+    from actionclip.serve.uploads import storage_problem
+
+    full = storage_problem(OSError(errno.ENOSPC, "No space left on device"))
+    assert (full.status, full.message) == (507, "the server cannot store the upload (No space left on device); try again later")
+    assert storage_problem(OSError(errno.EROFS, "Read-only file system")).status == 500
 
 
 def test_port_in_use_is_one_line(tiny_checkpoint):

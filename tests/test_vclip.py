@@ -3,7 +3,7 @@ do not run refused in one line, registry entries that point at a manual fetch, a
 timeline, watch, eval, train and export on generated videos with tiny models of each family.
 
 Parity with the originals is tests/test_vclip_parity.py. OpenAI's weights (ViFi-CLIP's token
-embedding, Open-VCLIP's interpolation) come from the registry's ``clip-vit-b-16``; in-process tests
+embedding, Open-VCLIP's text tower and interpolation) come from the registry's ``clip-vit-b-16``; in-process tests
 hand the families a tiny random CLIP instead, and one subprocess test checks the real message when
 it cannot be fetched.
 """

@@ -11,7 +11,13 @@ the ``expand_temporal_view`` branch of their attention function), not from ours:
   the same weights, through the name mapping of ``test_parity_clip``;
 * scoring is theirs: ViFi-CLIP ``softmax(exp(logit_scale) * cos(mean of frame embeddings, text))``;
   Open-VCLIP/FROSTER every frame's unit embedding against the per-label classifier (the mean of the
-  unit embeddings of the label's prompts, normalised), averaged over frames, then the softmax.
+  unit embeddings of the label's prompts, normalised), averaged over frames, then the softmax;
+* the weights are the ones their test scripts run (:func:`their_test_weights`): Open-VCLIP's
+  classifier comes from OpenAI's text tower (built before the checkpoint is loaded: a file's own text
+  tower never runs), and its image tower is interpolated with OpenAI's fp16 weights in fp16
+  arithmetic (restated with numpy's float16, as PyTorch 1.11, their version, computes it on the
+  CPU); FROSTER runs the file as it is. "OpenAI CLIP" here is a random CLIP stored in fp16, as
+  OpenAI's archives are.
 
 Random weights, every file layout (released averages, training checkpoints), fp32 <= 1e-4 in
 probabilities; bf16 within 0.03 of fp32 (docs/models.md: on these tiny random models the largest
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -117,8 +124,9 @@ def reference_image_tower(sd, pixels, frames, neighbours):
 
 def reference_text(sd, prompts):
     """transformers' CLIP text tower + projection on the same weights."""
-    hf = transformers.CLIPModel(transformers.CLIPConfig(**hf_config(SIZES["tiny"]))).eval()
-    missing, unexpected = hf.load_state_dict(openai_to_hf(sd), strict=False)
+    size = "tiny-L/14" if sd["visual.conv1.weight"].shape[0] == 1024 else "tiny"
+    hf = transformers.CLIPModel(transformers.CLIPConfig(**hf_config(SIZES[size]))).eval()
+    missing, unexpected = hf.load_state_dict(openai_to_hf({k: v.float() for k, v in sd.items()}), strict=False)
     assert not unexpected and all("position_ids" in k for k in missing)
     tokens = actionclip.tokenize(prompts)
     with torch.no_grad():
@@ -162,17 +170,24 @@ def reference_temporal_clip(sd, pixels, classifier):
 
 @pytest.fixture(scope="module")
 def openai_sd():
-    return random_clip_state_dict("tiny", seed=OPENAI_SEED)
+    """OpenAI's CLIP for the tiny files, in fp16 as OpenAI's archives hold it."""
+    return {k: v.half() for k, v in random_clip_state_dict("tiny", seed=OPENAI_SEED).items()}
+
+
+@pytest.fixture(scope="module")
+def openai_l14_sd():
+    """The same for the files shaped as L/14 (image width 1024, patch 14: ratio 0.6)."""
+    return {k: v.half() for k, v in random_clip_state_dict("tiny-L/14", seed=OPENAI_SEED).items()}
 
 
 @pytest.fixture(autouse=True)
-def _openai_from_memory(monkeypatch, openai_sd):
-    """The families fetch OpenAI's weights through the registry; here they are a tiny random CLIP."""
+def _openai_from_memory(monkeypatch, openai_sd, openai_l14_sd):
+    """The families fetch OpenAI's weights through the registry; here they are tiny random CLIPs."""
     calls = []
 
     def fake(clip_sd, why):
         calls.append(why)
-        return openai_sd
+        return openai_l14_sd if clip_sd["visual.conv1.weight"].shape[0] == 1024 else openai_sd
 
     monkeypatch.setattr(vclip_families, "openai_weights", fake)
     return calls
@@ -185,13 +200,17 @@ def files(tmp_path_factory, openai_sd):
         "vificlip": write_vificlip(root / "vifi.pth", openai_sd, seed=1),
         "openvclip": write_openvclip(root / "openvclip-swa.pth", seed=2),
         "openvclip-training": write_openvclip(root / "openvclip-epoch.pyth", seed=3, training=True),
+        "openvclip-l14": write_openvclip(root / "openvclip-l14-swa.pth", size="tiny-L/14", seed=6),
+        "openvclip-l14-training": write_openvclip(root / "openvclip-l14-epoch.pyth", size="tiny-L/14", seed=8,
+                                                  training=True),
         "froster": write_openvclip(root / "froster-swa.pth", seed=4, froster=True),
         "froster-training": write_openvclip(root / "froster-epoch.pyth", seed=5, froster=True, training=True),
+        "froster-l14": write_openvclip(root / "froster-l14-swa.pth", size="tiny-L/14", seed=9, froster=True),
     }
 
 
-def _pixels(frames, seed=0, batch=2):
-    return torch.randn(batch, frames, 3, 32, 32, generator=torch.Generator().manual_seed(seed))
+def _pixels(frames, seed=0, batch=2, side=32):
+    return torch.randn(batch, frames, 3, side, side, generator=torch.Generator().manual_seed(seed))
 
 
 def _ours(model, pixels, labels=LABELS):
@@ -199,12 +218,30 @@ def _ours(model, pixels, labels=LABELS):
         return model.probabilities(model.encode_video(pixels), model.encode_labels(labels)).float()
 
 
-def _their_weights(path, interpolate, openai_sd):
-    """The CLIP weights their test script runs: the file's, mixed 0.5/0.5 with OpenAI's for Open-VCLIP."""
-    sd = {k: v.float() for k, v in read_checkpoint(path).clip_state_dict.items()}
-    if interpolate:
-        sd = {k: 0.5 * openai_sd[k].float() + 0.5 * v for k, v in sd.items()}
-    return sd
+def their_test_weights(path, openai16):
+    """The CLIP weights their test script runs on a file (``openai16``: OpenAI's, fp16), restated
+    from ``tools/test_net.py`` (PyTorch 1.11) and ``TemporalClipVideo``:
+
+    * Open-VCLIP: the classifier is built from OpenAI's text tower when the model is constructed,
+      before the file is loaded, so text = OpenAI's (fp32, the model's dtype), whatever the file
+      holds; every other weight is ``clip_ori_state[k] * ratio + file[k] * (1 - ratio)`` with
+      ``clip_ori_state`` fp16: the ratio rounded to fp16, the product an fp16 product (numpy's
+      float16 arithmetic does exactly that), the file's part fp32, the sum fp32. Ratio 0.6 for
+      L/14, 0.5 otherwise.
+    * FROSTER (its state holds the ``projector_`` heads): the file as it is, text included."""
+    state = torch.load(path, weights_only=True)["model_state"]
+    sd = {k[len("model."):]: v.float() for k, v in state.items() if k.startswith("model.")}
+    if any(k.startswith("projector_") for k in state):
+        return sd
+    ratio = 0.6 if sd["visual.conv1.weight"].shape[0] == 1024 else 0.5
+    out = {}
+    for key, mine in sd.items():
+        if key.startswith("visual.") or key == "logit_scale":
+            mixed = openai16[key].numpy() * np.float16(ratio) + mine.numpy() * np.float32(1 - ratio)
+            out[key] = torch.from_numpy(np.asarray(mixed, dtype=np.float32))
+        else:
+            out[key] = openai16[key].float()
+    return out
 
 
 # --- tests ------------------------------------------------------------------------------------------
@@ -243,22 +280,75 @@ def test_vificlip_is_our_clip_path_with_its_normalisation_and_template(files, tm
     assert max(abs(got[label] - p) for label, p in zip(LABELS, expected.tolist())) <= TOLERANCE
 
 
-@pytest.mark.parametrize("fmt", ["openvclip", "openvclip-training", "froster", "froster-training"])
-def test_neighbour_attention_models_match_their_forward(files, openai_sd, fmt):
+def _openai_for(sd, openai_sd, openai_l14_sd):
+    return openai_l14_sd if sd["visual.conv1.weight"].shape[0] == 1024 else openai_sd
+
+
+@pytest.mark.parametrize("fmt", ["openvclip", "openvclip-training", "openvclip-l14", "openvclip-l14-training",
+                                 "froster", "froster-training", "froster-l14"])
+def test_neighbour_attention_models_match_their_forward(files, openai_sd, openai_l14_sd, fmt):
     froster = fmt.startswith("froster")
     model = actionclip.load(files[fmt], dtype="fp32")
     assert model.family == ("froster" if froster else "openvclip") and not model.frame_independent
-    sd = _their_weights(files[fmt], not froster, openai_sd)
+    sd = their_test_weights(files[fmt], _openai_for(model.clip.openai_state_dict(), openai_sd, openai_l14_sd))
     classifier = reference_classifier(sd, LABELS, froster)
     with torch.no_grad():
         labels = model.encode_labels(LABELS)
+    side = sd["visual.conv1.weight"].shape[-1] * round((sd["visual.positional_embedding"].shape[0] - 1) ** 0.5)
     for frames in (8, 3):  # the released frame count, and another clip length
-        pixels = _pixels(frames, seed=frames)
+        pixels = _pixels(frames, seed=frames, side=side)
         with torch.no_grad():
             ours = model.probabilities(model.encode_video(pixels), labels)
         theirs = reference_temporal_clip(sd, pixels, classifier)
         assert (ours - theirs).abs().max().item() <= TOLERANCE, fmt
         assert theirs.max() - theirs.min() > 0.05
+
+
+@pytest.mark.parametrize("fmt", ["openvclip", "openvclip-l14", "openvclip-l14-training", "froster-l14"])
+def test_weights_are_the_ones_their_test_script_runs(files, openai_sd, openai_l14_sd, fmt):
+    """Bit for bit: Open-VCLIP's image tower interpolated in fp16 arithmetic (at L/14's ratio 0.6
+    an fp32 product, or a ratio kept in fp32 as newer PyTorch does, differs in the last bit of
+    most weights), its text tower OpenAI's; FROSTER's the file's."""
+    model = actionclip.load(files[fmt], dtype="fp32")
+    got = model.clip.openai_state_dict()
+    openai16 = _openai_for(got, openai_sd, openai_l14_sd)
+    expected = their_test_weights(files[fmt], openai16)
+    assert set(expected) <= set(got)
+    wrong = [k for k in expected if not torch.equal(got[k], expected[k])]
+    assert not wrong, f"{fmt}: {len(wrong)} weights differ from their test script's, e.g. {wrong[:3]}"
+    text = "transformer.resblocks.0.attn.in_proj_weight"
+    from_file = torch.load(files[fmt], weights_only=True)["model_state"]["model." + text]
+    if fmt.startswith("froster"):
+        assert torch.equal(got[text], from_file)
+    else:
+        assert torch.equal(got[text], openai16[text].float()) and not torch.equal(got[text], from_file)
+
+
+def _with_other_text(path, out):
+    """``path``'s file with its text tower (and only it) changed, saved the same way."""
+    payload = torch.load(path, weights_only=True)
+    generator = torch.Generator().manual_seed(99)
+    for key, value in payload["model_state"].items():
+        if key.startswith(("model.transformer.", "model.ln_final.")) or key in ("model.text_projection",
+                                                                               "model.token_embedding.weight"):
+            payload["model_state"][key] = value + torch.randn(value.shape, generator=generator) * 0.05
+    torch.save(payload, out)
+    return out
+
+
+@pytest.mark.parametrize("fmt", ["openvclip-l14", "froster-l14"])
+def test_open_vclip_ignores_the_files_text_tower_froster_does_not(files, tmp_path, fmt):
+    """Open-VCLIP's test builds its classifier from OpenAI's text tower before loading the file, so
+    two files that differ only in their text towers score the same; FROSTER recomputes its
+    classifier from the loaded model, so they do not."""
+    other = _with_other_text(files[fmt], tmp_path / "other-text.pth")
+    pixels = _pixels(8, side=28)
+    first = _ours(actionclip.load(files[fmt], dtype="fp32"), pixels)
+    second = _ours(actionclip.load(other, dtype="fp32"), pixels)
+    if fmt.startswith("froster"):
+        assert (first - second).abs().max() > 1e-3
+    else:
+        assert torch.equal(first, second)
 
 
 def test_neighbours_reach_one_frame_further_per_block(files):
@@ -275,7 +365,7 @@ def test_neighbours_reach_one_frame_further_per_block(files):
     with torch.no_grad(), clip_frames(5):
         change = (model.clip.visual(pixels) - model.clip.visual(moved)).abs().amax(dim=-1)
     assert change[0] == 0 and (change[1:] > 1e-4).all(), change
-    sd = _their_weights(files["froster"], False, None)
+    sd = their_test_weights(files["froster"], None)
     alone = F.normalize(reference_image_tower(sd, pixels[:1], 1, True), dim=-1)
     plain = F.normalize(reference_image_tower(sd, pixels[:1], 1, False), dim=-1)
     with torch.no_grad():
@@ -286,10 +376,7 @@ def test_neighbours_reach_one_frame_further_per_block(files):
 
 def test_open_vclip_interpolates_released_files_only(files, openai_sd, tmp_path, _openai_from_memory):
     released = actionclip.load(files["openvclip"], dtype="fp32")
-    assert any("interpolated" in why for why in _openai_from_memory)
-    expected = _their_weights(files["openvclip"], True, openai_sd)
-    got = released.clip.openai_state_dict()
-    assert all(torch.allclose(got[k], expected[k], atol=1e-6) for k in expected)
+    assert any("interpolated" in why and "text tower" in why for why in _openai_from_memory)
     # saved by actionclip, the model holds what it ran with: reloading does not interpolate again
     from actionclip.loading.checkpoints import save_actionclip_checkpoint
 

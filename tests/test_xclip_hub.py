@@ -33,6 +33,7 @@ class _Hub(http.server.ThreadingHTTPServer):
     def __init__(self, repos: dict[str, dict[str, bytes]]):
         self.repos = repos
         self.requests: list[tuple[str, str]] = []
+        self.refuse_get: set[str] = set()  # file names whose GET is refused (403) after HEAD answered
         super().__init__(("127.0.0.1", 0), _Handler)
 
     @property
@@ -63,6 +64,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             return
         data = files[filename]
+        if body and filename in self.server.refuse_get:
+            self.send_response(403)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         self.send_response(200)
         self.send_header("X-Repo-Commit", COMMIT)
         self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
@@ -175,9 +181,53 @@ def test_cli_classify_offline_names_the_fetch_command(tmp_path):
     assert "hf download microsoft/xclip-base-patch16-zero-shot" in lines[0]
 
 
+def _unused_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]  # nothing listens there once closed: connection refused
+
+
+def _leftovers(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*")
+                  if p.name.endswith((".lock", ".incomplete", ".part")))
+
+
+def test_cli_unreachable_hub_fails_at_once_in_one_line(tmp_path):
+    """Not offline by switch, but no network (the hub's address refuses connections): one
+    ``actionclip: error:`` line naming the model and how to fetch it, none of huggingface_hub's retry
+    warnings (it retries an unreachable hub for ~25 s, one line per attempt), and nothing left in either
+    cache. No time bound is asserted (the machine's load would decide it); no retry line means no
+    retry loop."""
+    video = make_video(tmp_path / "clip.mp4")
+    env = {"HF_ENDPOINT": f"http://127.0.0.1:{_unused_port()}", "HF_HUB_CACHE": str(tmp_path / "hub-cache"),
+           "ACTIONCLIP_CACHE": str(tmp_path / "cache"), "ACTIONCLIP_OFFLINE": "", "HF_HUB_OFFLINE": ""}
+    done = run_cli("classify", video, "--model", "xclip-b-16-zero-shot", "-t", "running", "-t", "swimming", env=env)
+    assert done.returncode == 1 and done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr  # before: 11 lines of "... thrown while requesting HEAD" / "Retrying in"
+    assert lines[0].startswith("actionclip: error: cannot download model 'xclip-b-16-zero-shot'")
+    assert "cannot reach http://127.0.0.1:" in lines[0] and "hf download microsoft/xclip-base-patch16-zero-shot" in lines[0]
+    for cache in (tmp_path / "hub-cache", tmp_path / "cache"):
+        assert not cache.exists() or _leftovers(cache) == []
+
+
+def test_failed_hub_download_leaves_no_lock_files(hub, tmp_path):
+    """The hub answers, then refuses the weights: huggingface_hub has taken a lock file per file by
+    then; the failed download removes them (and huggingface_hub its partial files)."""
+    hub.refuse_get.add("model.safetensors")
+    with pytest.raises(DownloadError) as err:
+        download("xclip-b-32-8f", progress=False)
+    assert "\n" not in str(err.value) and "xclip-b-32-8f" in str(err.value)
+    assert ("GET", "/microsoft/xclip-base-patch32/resolve/main/model.safetensors") in hub.requests
+    assert (tmp_path / "hf-cache").is_dir() and _leftovers(tmp_path / "hf-cache") == []
+    hub.refuse_get.clear()  # and the next run downloads it
+    assert {p.name for p in download("xclip-b-32-8f", progress=False).iterdir()} == {"config.json", "model.safetensors"}
+
+
 def test_hub_error_is_one_line_with_the_offline_recipe(hub):
-    """A repository the hub does not have (404, not retried by huggingface_hub; an unreachable hub is
-    retried with back-off for ~20 s, then ends in this same line)."""
+    """A repository the hub does not have (404, not retried by huggingface_hub)."""
     with pytest.raises(DownloadError) as err:
         download("xclip-l-14-8f", progress=False)
     message = str(err.value)
@@ -210,5 +260,5 @@ def test_without_huggingface_hub_release_files_come_through_our_downloader(tmp_p
     assert zero.startswith("DownloadError model 'xclip-b-16-zero-shot': it is not in the cache")
     assert f"download https://github.com/nbl97/X-CLIP_Model_Zoo/releases/download/v1.0/zero.pth and save it as " \
            f"{tmp_path / 'cache' / 'xclip-zero.pth'}" in zero
-    assert large.startswith("UsageError") and "pip install 'actionclip[hub]'" in large
+    assert large.startswith("UsageError") and "pip install \"actionclip[hub]\"" in large
     assert path == str(tmp_path / "cache" / "xclip-zero.pth")

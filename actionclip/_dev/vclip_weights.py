@@ -93,24 +93,43 @@ def write_vificlip(path: str | os.PathLike, openai_sd: Mapping[str, torch.Tensor
     return path
 
 
+# What PySlowFast's save_checkpoint stores as "cfg": yacs' dump() of the training config, sorted
+# keys and YAML scalars (``true``, ``null``); a few of its ~900 lines, the ones a reader looks at.
 _CFG_DUMP = """DATA:
+  INDEX_LABEL_MAPPING_FILE: label_db/k400-index2cls.json
+  MEAN:
+  - 0.48145466
+  - 0.4578275
+  - 0.40821073
   NUM_FRAMES: 8
-  MEAN: [0.48145466, 0.4578275, 0.40821073]
 MODEL:
-  ARCH: vitb16
+  ARCH: {arch}
+  KEEP_RAW_MODEL: {distil}
   MODEL_NAME: TemporalClipVideo
-  TEMPORAL_MODELING_TYPE: {temporal}
   RAW_MODEL_DISTILLATION: {distil}
+  TEMPORAL_MODELING_TYPE: {temporal}
 TEST:
+  CLIP_ORI_PATH: null
+  PATCHING_MODEL: false
   PATCHING_RATIO: 0.5
+TRAIN:
+  MIXED_PRECISION: true
 """
+
+_ARCH = {(768, 32): "vitb32", (768, 16): "vitb16", (1024, 14): "vitl14"}
 
 
 def write_openvclip(path: str | os.PathLike, *, size: str = "tiny", seed: int = 0, froster: bool = False,
                     training: bool = False, temporal: str = "expand_temporal_view") -> Path:
-    """An Open-VCLIP (or, with ``froster``, a FROSTER) checkpoint: by default what their weight
-    averaging tool writes (``{"model_state": ...}``); with ``training``, a PySlowFast training
-    checkpoint (epoch, optimizer state, the config dump, and FROSTER's frozen teacher ``raw_model``)."""
+    """An Open-VCLIP (or, with ``froster``, a FROSTER) checkpoint of a random CLIP (``seed``), saved as
+    their code saves it.
+
+    By default a released file: what their ``weight_average_tool.py`` writes, ``{"model_state": ...}``
+    holding ``model.`` + every key of OpenAI's archive (less its three integer attributes), fp32, and
+    for FROSTER its distillation heads ``projector_v``/``projector_t``. With ``training``, what
+    PySlowFast's ``save_checkpoint`` writes each epoch under mixed precision: ``epoch`` (0-based),
+    ``model_state`` (the whole model's state dict: FROSTER's also holds the frozen teacher
+    ``raw_model.``), ``optimizer_state``, ``cfg`` (the YAML dump) and ``scaler_state``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     clip_sd = random_clip(size, seed).openai_state_dict()
@@ -123,9 +142,16 @@ def write_openvclip(path: str | os.PathLike, *, size: str = "tiny", seed: int = 
             state[f"{head}.2.weight"] = torch.randn(dim, dim, generator=generator) * 0.01
     payload: dict[str, Any] = {"model_state": state}
     if training:
-        if froster:
+        if froster:  # the teacher: OpenAI's CLIP, frozen (here another random CLIP)
             state.update({f"raw_model.{k}": v for k, v in random_clip(size, seed + 1).openai_state_dict().items()})
-        payload.update({"epoch": 22, "optimizer_state": {"state": {}, "param_groups": []},
-                        "cfg": _CFG_DUMP.format(temporal=temporal, distil=str(froster))})
+        conv = clip_sd["visual.conv1.weight"]
+        arch = _ARCH.get((int(conv.shape[0]), int(conv.shape[-1])), "vitb16")
+        groups = [{"lr": 3.33e-08, "betas": (0.9, 0.999), "eps": 1e-08, "weight_decay": decay, "amsgrad": False,
+                   "maximize": False, "foreach": None, "capturable": False, "differentiable": False,
+                   "fused": None, "params": []} for decay in (0.0, 0.01)]
+        payload = {"epoch": 21, "model_state": state, "optimizer_state": {"state": {}, "param_groups": groups},
+                   "cfg": _CFG_DUMP.format(arch=arch, temporal=temporal, distil=str(froster).lower()),
+                   "scaler_state": {"scale": 65536.0, "growth_factor": 2.0, "backoff_factor": 0.5,
+                                    "growth_interval": 2000, "_growth_tracker": 0}}
     torch.save(payload, path)
     return path

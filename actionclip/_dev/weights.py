@@ -33,6 +33,16 @@ SIZES: dict[str, CLIPConfig] = {
         embed_dim=512, image_resolution=224, vision_width=768, vision_layers=12, vision_heads=12,
         vision_patch_size=16, context_length=77, vocab_size=49408, text_width=512, text_layers=12, text_heads=8,
     ),
+    "L/14": CLIPConfig(
+        embed_dim=768, image_resolution=224, vision_width=1024, vision_layers=24, vision_heads=16,
+        vision_patch_size=14, context_length=77, vocab_size=49408, text_width=768, text_layers=12, text_heads=12,
+    ),
+    # L/14's image width and patch (what tells Open-VCLIP's 0.6 interpolation ratio), on a 2x2 grid
+    # with two blocks and the tiny text tower: the L/14 rules at a test's cost.
+    "tiny-L/14": CLIPConfig(
+        embed_dim=64, image_resolution=28, vision_width=1024, vision_layers=2, vision_heads=16,
+        vision_patch_size=14, context_length=77, vocab_size=49408, text_width=128, text_layers=2, text_heads=2,
+    ),
 }
 FORMATS = ("actionclip", "mmaction2", "openai", "openai-jit", "hf")
 

@@ -16,7 +16,7 @@ import sys
 
 # Order here is the order shown in --help.
 COMMANDS = ["classify", "index", "search", "timeline", "watch", "serve", "eval", "train", "models", "download",
-            "export", "bench"]
+            "export", "bench", "detection_map", "eval_timeline", "eval_retrieval", "eval_open_vocab"]
 
 
 def _legacy_argv(argv: list[str]) -> list[str]:
@@ -55,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
                 continue  # command not built yet
             raise
         module.register(sub)
+    from actionclip.cli.options import add_verbose
+
+    for command in sub.choices.values():  # one --verbose for every command (watch words its own)
+        if not any("--verbose" in action.option_strings for action in command._actions):
+            add_verbose(command)
     return parser
 
 
@@ -70,10 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from actionclip.chatter import quiet
     from actionclip.errors import ActionCLIPError
 
     try:
-        return int(args.func(args) or 0)
+        with quiet(verbose=getattr(args, "verbose", False)):  # set before any library is imported
+            return int(args.func(args) or 0)
     except ActionCLIPError as exc:
         print(f"actionclip: error: {exc}", file=sys.stderr)
         return 1

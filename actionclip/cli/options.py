@@ -12,12 +12,12 @@ import argparse
 import os
 from typing import Any
 
-from actionclip.choices import BACKENDS, CROPS, DEVICES, DTYPES, PRECISIONS, SCORE_KINDS
+from actionclip.choices import BACKENDS, CROPS, DEVICES, DTYPES, ONNX_PRECISIONS, PRECISIONS, SCORE_KINDS
 
 __all__ = [
     "positive_int", "non_negative_int", "positive_float", "non_negative_float", "probability",
     "add_labels", "add_model", "add_frames", "add_views", "add_templates", "add_runtime", "add_decoding",
-    "add_detection", "add_dataset", "add_backend", "add_ray",
+    "add_detection", "add_dataset", "add_backend", "add_ray", "add_verbose",
     "labels_from", "templates_from", "load_model", "has_class_split", "dataset_from", "read_labels",
 ]
 
@@ -83,7 +83,8 @@ def add_labels(p: argparse.ArgumentParser) -> None:
     labels.add_argument("-t", "--text", action="append", metavar="LABEL", help="an action label (repeat for each)")
     labels.add_argument("--labels", metavar="FILE|NAME",
                         help="text file with one label per line ('#' starts a comment line), or a built-in "
-                             "class list: k400, k600, ucf101, hmdb51")
+                             "class list: k400, k600, ucf101, hmdb51 (its class names as words, as eval "
+                             "gives them: ApplyEyeMakeup -> 'apply eye makeup')")
 
 
 def add_model(p: argparse.ArgumentParser, what: str = "the model") -> None:
@@ -142,16 +143,28 @@ def add_batch_size(p: argparse.ArgumentParser, default: int | None = None, what:
 
 
 def add_backend(p: argparse.ArgumentParser) -> None:
-    """``--backend torch|onnx``."""
+    """``--backend torch|onnx`` and ``--onnx-precision auto|fp32|int8``."""
     p.add_argument("--backend", choices=BACKENDS, default="torch",
                    help="onnx: --model is an exported ONNX model (see 'actionclip export')")
+    p.add_argument("--onnx-precision", choices=ONNX_PRECISIONS, default="auto",
+                   help="with --backend onnx: run the export's fp32 graphs, or its int8 ones (written by "
+                        "'actionclip export --int8'); auto: fp32 when the export holds them, else int8")
 
 
 def add_ray(p: argparse.ArgumentParser) -> None:
     """``--ray [ADDRESS]``: decode and encode on a Ray cluster (a local one without an address)."""
     p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                    help="decode and encode on Ray: a cluster address (auto, ray://HOST:10001), or none "
-                        "to start a local Ray runtime (needs: pip install 'actionclip[ray]')")
+                        "to start a local Ray runtime (needs: pip install \"actionclip[ray]\")")
+
+
+def add_verbose(p: argparse.ArgumentParser, also: str = "", short: bool = False) -> None:
+    """``--verbose``: every command takes it (see :mod:`actionclip.chatter`); ``also`` says what more it
+    shows in this command."""
+    flags = ("-v", "--verbose") if short else ("--verbose",)
+    p.add_argument(*flags, action="store_true",
+                   help=f"also show {also + ', and ' if also else ''}what the libraries underneath print "
+                        "(warnings, log lines, progress bars)")
 
 
 def add_precision(p: argparse.ArgumentParser) -> None:
@@ -207,11 +220,13 @@ def labels_from(args: argparse.Namespace) -> list[str]:
     """
     from actionclip.text.labels import check_labels, load_labels
 
-    if args.labels and not os.path.exists(args.labels):
-        from actionclip.training.datasets import BUILTIN_CLASS_LISTS, builtin_classes
+    if args.labels and not os.path.exists(args.labels):  # a file of a list's name wins
+        from actionclip.errors import UsageError
+        from actionclip.text.classes import builtin_key, builtin_labels, not_a_list
 
-        if args.labels.lower() in BUILTIN_CLASS_LISTS:  # a file of that name wins
-            return check_labels(builtin_classes(args.labels), args.labels)
+        if builtin_key(args.labels) is None:
+            raise UsageError(f"--labels {args.labels}: no such labels file, and {not_a_list(args.labels)}")
+        return check_labels(builtin_labels(args.labels), args.labels)
     return load_labels(args.labels) if args.labels else check_labels(args.text or [], "--text")
 
 
@@ -263,3 +278,13 @@ def dataset_from(args: argparse.Namespace, subset: str | None) -> Any:
                                       novel_fraction=0.5 if args.novel_fraction is None else args.novel_fraction,
                                       seed=args.split_seed)
     return base_ds if subset == "base" else novel_ds
+
+
+def timeline_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments of :func:`actionclip.temporal.timeline.timeline` from the detection options
+    (``add_detection`` plus stride, smoothing, durations and batch size where the command has them)."""
+    names = ("background", "window", "stride", "frames", "threshold", "hysteresis", "smooth", "min_duration",
+             "min_gap", "score", "start", "end", "batch_size")
+    kwargs = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+    kwargs["templates"] = templates_from(args)
+    return kwargs

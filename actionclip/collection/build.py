@@ -8,7 +8,7 @@ by :func:`actionclip.pipeline.encode_videos` (or on a Ray cluster,
 :func:`actionclip.collection.raydata.encode_videos_ray`) with the model's own views; with
 ``window``/``stride`` the moments of each video are embedded too, through the timeline's machinery
 (:mod:`actionclip.temporal.plan`, :mod:`~actionclip.temporal.frames`: each grid frame encoded once,
-windows fused from the cache when the model allows it).
+windows fused from the cache when the model allows it; on Ray, in the encoder actors).
 
 Finished videos are committed together every :data:`COMMIT_VIDEOS` videos or :data:`COMMIT_SECONDS`
 seconds (see :mod:`~actionclip.collection.store` for why a killed run loses at most that much work
@@ -18,6 +18,7 @@ and duplicates nothing). A video that fails is reported through ``on_error`` and
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
@@ -28,22 +29,29 @@ from actionclip.collection.store import Store, features_kind, require_lancedb, t
 from actionclip.errors import UsageError
 from actionclip.pipeline import PrepareViews
 
-__all__ = ["index", "BuildReport", "Job", "COMMIT_VIDEOS", "COMMIT_SECONDS"]
+__all__ = ["index", "NothingIndexed", "BuildReport", "Job", "COMMIT_VIDEOS", "COMMIT_SECONDS"]
 
 COMMIT_VIDEOS = 1024  # a cluster run finishes thousands of videos a second: commits stay ~1 per second or rarer
 COMMIT_SECONDS = 10.0
 
 
+class NothingIndexed(UsageError):
+    """No video of a run could be indexed and there was no index before it: none is left behind.
+    Each video's cause has gone to ``on_error``; this exception adds none."""
+
+
 @dataclass
 class Job:
-    """One video to encode: ``name`` as given, resolved ``path``, the file's size and mtime (ns), and
-    its duration once decoded."""
+    """One video to encode: ``name`` as given, resolved ``path``, the file's size and mtime (ns), its
+    duration once decoded, and (on Ray, with ``window``) its moments once the encoder actor embedded
+    them."""
 
     name: str
     path: str
     size: int
     mtime_ns: int
     duration: float = float("nan")
+    moments: list[tuple[float, float, np.ndarray]] | None = None
 
 
 @dataclass
@@ -187,6 +195,17 @@ def _window_vectors(model: Any, path: str, settings: dict[str, Any], batch_size:
     return [(s, e, v) for (s, e), v in zip(spans, emb)]
 
 
+@dataclass
+class Moments:
+    """``(model, job) -> [(start, end, vector), ...]``: what Ray's encoder actors run on each video
+    (:func:`_window_vectors`, the local path's own function, so both paths store the same moments)."""
+
+    settings: dict[str, Any]
+
+    def __call__(self, model: Any, job: Job) -> list[tuple[float, float, np.ndarray]]:
+        return _window_vectors(model, job.name, self.settings, batch_size=32)
+
+
 def _to_numpy(model: Any, features: Any) -> Any:
     from actionclip.model.scoring import map_features
 
@@ -254,89 +273,99 @@ def index(
         error = UsageError(f"{bad.name}: {bad.cause}")
         report.failed.append((bad.name, error))
         on_error(bad.name, error)
-    with store.writing():
-        meta = store.read_meta() if store.exists() else None
-        requested = model if isinstance(model, (str, os.PathLike)) else None
-        if model is None:
-            from actionclip.loading.registry import DEFAULT_MODEL
+    existed = store.path.exists()
+    if not existed and all(isinstance(i, InputError) for i in inputs):
+        raise NothingIndexed(f"{store.path}: no video to index; nothing was written")
+    try:
+        with store.writing():
+            meta = store.read_meta() if store.exists() else None
+            requested = model if isinstance(model, (str, os.PathLike)) else None
+            if model is None:
+                from actionclip.loading.registry import DEFAULT_MODEL
 
-            requested = model_ref.target(meta["model"], store.path) if meta else DEFAULT_MODEL
-        if isinstance(requested, (str, os.PathLike)):
-            from actionclip.loading.load import load
+                requested = model_ref.target(meta["model"], store.path) if meta else DEFAULT_MODEL
+            if isinstance(requested, (str, os.PathLike)):
+                from actionclip.loading.load import load
 
-            model = load(requested, device=device, dtype=dtype or (meta["model"].get("dtype") if meta else None))
-        if meta:  # options not given keep the index's own
-            frames, clips, crops = frames or meta["frames"], clips or meta["clips"], crops or meta["crops"]
-            if window is None and stride is None:
-                window, stride = meta["window"], meta["stride"]
-        settings = _settings(model, frames, clips or 1, crops or 1, window, stride)
-        if window is not None and getattr(model, "frame_independent", True) and not hasattr(model, "fuse"):
-            raise UsageError("window: this model cannot embed moments (it has no fusion head)")
-        if meta:
-            model_ref.check(meta["model"], model, store.path)
-            _check_settings(store, meta, settings)
-        else:
-            store.write_meta({"model": model_ref.describe(model, requested), **settings})
-        jobs = _jobs([i for i in inputs if not isinstance(i, InputError)], report, on_error)
-        done = store.videos()
-        todo = [j for j in jobs if done.get(j.path) != (j.size, j.mtime_ns)]
-        report.unchanged = len(jobs) - len(todo)
-        replace = {j.path for j in todo if j.path in done}
-        report.replaced = len(replace)
-        if on_start:
-            on_start(len(todo))
-        on_gpu = "cuda" in str(getattr(model, "device", ""))
-        batch_size = batch_size or (8 if on_gpu else 1)
-        prepare = Prepare(model.views, settings["frames"], settings["clips"], settings["crops"])
-        if ray:
-            from actionclip.collection.raydata import encode_videos_ray
+                model = load(requested, device=device, dtype=dtype or (meta["model"].get("dtype") if meta else None))
+            if meta:  # options not given keep the index's own
+                frames, clips, crops = frames or meta["frames"], clips or meta["clips"], crops or meta["crops"]
+                if window is None and stride is None:
+                    window, stride = meta["window"], meta["stride"]
+            settings = _settings(model, frames, clips or 1, crops or 1, window, stride)
+            if window is not None and getattr(model, "frame_independent", True) and not hasattr(model, "fuse"):
+                raise UsageError("window: this model cannot embed moments (it has no fusion head)")
+            if meta:
+                model_ref.check(meta["model"], model, store.path)
+                _check_settings(store, meta, settings)
+            else:
+                store.write_meta({"model": model_ref.describe(model, requested), **settings})
+            jobs = _jobs([i for i in inputs if not isinstance(i, InputError)], report, on_error)
+            done = store.videos()
+            todo = [j for j in jobs if done.get(j.path) != (j.size, j.mtime_ns)]
+            report.unchanged = len(jobs) - len(todo)
+            replace = {j.path for j in todo if j.path in done}
+            report.replaced = len(replace)
+            if on_start:
+                on_start(len(todo))
+            on_gpu = "cuda" in str(getattr(model, "device", ""))
+            batch_size = batch_size or (8 if on_gpu else 1)
+            prepare = Prepare(model.views, settings["frames"], settings["clips"], settings["crops"])
+            if ray:
+                from actionclip.collection.raydata import encode_videos_ray
 
-            if settings["window"] is not None:
-                raise UsageError("ray: moments (window) are embedded by the local path only; drop ray or window")
-            encoded = encode_videos_ray(requested or model, todo, prepare, batch_size=batch_size,
-                                        address=None if ray is True or ray == "local" else str(ray),
-                                        dtype=model_ref.DTYPE_NAMES.get(str(getattr(model, "dtype", ""))))
-        else:
-            from actionclip.pipeline import encode_videos
+                encoded = encode_videos_ray(requested or model, todo, prepare, batch_size=batch_size,
+                                            address=None if ray is True or ray == "local" else str(ray),
+                                            dtype=model_ref.DTYPE_NAMES.get(str(getattr(model, "dtype", ""))),
+                                            moments=Moments(settings) if settings["window"] is not None else None)
+            else:
+                from actionclip.pipeline import encode_videos
 
-            encoded = encode_videos(model, todo, prepare, batch_size=batch_size, workers=workers)
-        writer = _Writer(store, replace)
-        try:
-            for batch, features in encoded:
-                if isinstance(features, BaseException):
-                    for job in batch:
-                        report.failed.append((job.name, features))
-                        on_error(job.name, features)
-                        on_video(job.name)
-                    continue
-                if isinstance(features, VideoFeatures) and settings["window"] is not None:
-                    raise UsageError("window: moments cannot be searched for a model whose text depends on "
-                                     "the video; index without window")
-                writer.features_kind = features_kind(features)
-                rows = to_rows(_to_numpy(model, features))
-                for i, job in enumerate(batch):
-                    cols = {k: v[i : i + 1] for k, v in rows.items()}
-                    windows: list[tuple[float, float, np.ndarray]] = []
-                    if settings["window"] is not None:
-                        try:
-                            windows = _window_vectors(model, job.name, settings, batch_size=32)
-                        except Exception as exc:  # noqa: BLE001 - reported, the run goes on
-                            report.failed.append((job.name, exc))
-                            on_error(job.name, exc)
+                encoded = encode_videos(model, todo, prepare, batch_size=batch_size, workers=workers)
+            writer = _Writer(store, replace)
+            try:
+                for batch, features in encoded:
+                    if isinstance(features, BaseException):
+                        for job in batch:
+                            report.failed.append((job.name, features))
+                            on_error(job.name, features)
                             on_video(job.name)
-                            continue
-                    writer.add(job, cols, windows)
-                    report.encoded += 1
-                    report.windows += len(windows)
-                    on_video(job.name)
-                if writer.due():
-                    writer.flush()
-        finally:
-            close = getattr(encoded, "close", None)
-            if close:
-                close()
-            writer.flush()  # whatever finished before an interruption is kept
-        store.finish()
+                        continue
+                    if isinstance(features, VideoFeatures) and settings["window"] is not None:
+                        raise UsageError("window: moments cannot be searched for a model whose text depends on "
+                                         "the video; index without window")
+                    writer.features_kind = features_kind(features)
+                    rows = to_rows(_to_numpy(model, features))
+                    for i, job in enumerate(batch):
+                        cols = {k: v[i : i + 1] for k, v in rows.items()}
+                        windows: list[tuple[float, float, np.ndarray]] = job.moments or []
+                        if settings["window"] is not None and job.moments is None:
+                            try:
+                                windows = _window_vectors(model, job.name, settings, batch_size=32)
+                            except Exception as exc:  # noqa: BLE001 - reported, the run goes on
+                                report.failed.append((job.name, exc))
+                                on_error(job.name, exc)
+                                on_video(job.name)
+                                continue
+                        writer.add(job, cols, windows)
+                        report.encoded += 1
+                        report.windows += len(windows)
+                        on_video(job.name)
+                    if writer.due():
+                        writer.flush()
+            finally:
+                close = getattr(encoded, "close", None)
+                if close:
+                    close()
+                writer.flush()  # whatever finished before an interruption is kept
+            store.finish()
+    except BaseException:
+        if not existed and report.encoded == 0:  # it created the index and failed before storing a video
+            shutil.rmtree(store.path, ignore_errors=True)
+        raise  # (an interrupted run that stored videos keeps them: the next run resumes)
+    if not existed and report.encoded == 0:  # every video failed: leave no empty index behind
+        shutil.rmtree(store.path, ignore_errors=True)
+        raise NothingIndexed(f"{store.path}: no video could be indexed; nothing was written")
     report.seconds = time.perf_counter() - t0
     result = Index(out, model=model)
     result.report = report

@@ -171,9 +171,11 @@ class Index:
 
         values = query if isinstance(query, np.ndarray) else self.model._ops.to_numpy(query)
         q = NUMPY.l2(values.mean(axis=0)[0])
-        search = (table.search(q.astype(np.float32), vector_column_name="vector").metric("dot")
+        # "_distance" is selected by name: LanceDB's implicit addition of it to a projection is deprecated
+        # (a warning per query from its Rust core), and metric() is the old alias of distance_type().
+        search = (table.search(q.astype(np.float32), vector_column_name="vector").distance_type("dot")
                   .where(f"kind = '{kind}'", prefilter=True).limit(top_k)
-                  .select(["path", "video", "kind", "start", "end"]))
+                  .select(["path", "video", "kind", "start", "end", "_distance"]))
         if table.list_indices():
             search = search.nprobes(nprobes).refine_factor(refine_factor)
         rows = search.to_arrow().to_pylist()

@@ -13,6 +13,11 @@ them to the index, ``classify --ray`` scores them) exactly as the local loop wou
 4. the caller receives ``(items, features [B, V, ...])`` per batch, in input order, or
    ``([item], error)`` for a video that failed; nothing is lost and the run goes on.
 
+With ``moments`` (``index --window``) each encoder actor also embeds every video's moments right
+after its views, with the model it already holds: the windows stream through the timeline's
+machinery (each grid frame decoded and encoded once, memory flat however long the video), so
+nothing larger than the moments' vectors travels back; they arrive as ``item.moments``.
+
 Without an address a local Ray runtime is started (and stopped at the end); ``"auto"`` joins the
 cluster this machine belongs to, ``"ray://HOST:10001"`` a remote one. See docs/index.md for running
 on a cluster with ``ray job submit``. Needs the optional ``ray`` extra.
@@ -21,6 +26,7 @@ on a cluster with ``ray job submit``. Needs the optional ``ray`` extra.
 from __future__ import annotations
 
 import math
+import os
 import pickle
 from typing import Any, Iterable, Iterator
 
@@ -36,11 +42,11 @@ CPU_BATCH = 4
 
 def require_ray() -> Any:
     """``ray`` with Ray Data, or a one-line error saying how to install it."""
-    try:
-        import ray
-        import ray.data  # noqa: F401
-    except ImportError:
-        raise UsageError("--ray needs Ray Data: pip install 'actionclip[ray]'") from None
+    from actionclip.extras import require
+
+    require("ray", "running on Ray")
+    import ray
+
     return ray
 
 
@@ -61,15 +67,17 @@ class _Decode:
             error = ""
         except Exception as exc:  # noqa: BLE001 - reported against this video
             pixels, error = np.zeros((0,), np.float32), _cause(exc)
-        return {"i": row["i"], "pixels": pixels, "duration": float(getattr(item, "duration", math.nan)),
-                "error": error}
+        return {"i": row["i"], "item": row["item"], "pixels": pixels,
+                "duration": float(getattr(item, "duration", math.nan)), "error": error}
 
 
 class _Encode:
-    """Ray actor: loads the model once, encodes batches of views."""
+    """Ray actor: loads the model once, encodes batches of views (and the videos' moments)."""
 
-    def __init__(self, model: Any, dtype: str | None, frames: int | None, gpu: bool):
+    def __init__(self, model: Any, dtype: str | None, frames: int | None, gpu: bool, moments: Any = None):
         import torch
+
+        self.moments = moments
 
         if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
             from actionclip.loading.load import load
@@ -105,8 +113,24 @@ class _Encode:
                 for j in ok:
                     errors[j] = _cause(exc)
         kind = "VideoFeatures" if ok and isinstance(features, VideoFeatures) else "tensor"
+        spans: list[Any] = [np.zeros((0, 2))] * n
+        vectors: list[Any] = [np.zeros((0, 0), np.float32)] * n
+        # Moments of a model whose text depends on the video cannot be searched: the driver refuses
+        # them on the first batch, as the local path does; no actor time is spent on them first.
+        for j in range(n) if self.moments is not None and kind != "VideoFeatures" else ():
+            if errors[j]:
+                continue
+            try:
+                found = self.moments(model, pickle.loads(batch["item"][j]))
+            except Exception as exc:  # noqa: BLE001 - reported against this video
+                errors[j] = _cause(exc)
+                continue
+            if found:
+                spans[j] = np.asarray([(start, end) for start, end, _ in found], dtype=np.float64)
+                vectors[j] = np.stack([np.asarray(v, dtype=np.float32) for _, _, v in found])
         return {"i": batch["i"], "duration": batch["duration"], "error": np.asarray(errors, dtype=object),
-                "embedding": _ragged(emb), "tokens": _ragged(tokens), "kind": np.asarray([kind] * n, dtype=object)}
+                "embedding": _ragged(emb), "tokens": _ragged(tokens), "kind": np.asarray([kind] * n, dtype=object),
+                "spans": _ragged(spans), "vectors": _ragged(vectors)}
 
 
 def _ragged(arrays: list[np.ndarray]) -> np.ndarray:
@@ -115,13 +139,62 @@ def _ragged(arrays: list[np.ndarray]) -> np.ndarray:
     return out
 
 
+def _import_from(folder: str) -> Any:
+    """A worker setup hook that makes ``import actionclip`` find the package in ``folder``.
+
+    Ray puts the driver's working directory first on every worker's ``sys.path`` (and does so after
+    the setup hook runs), so a run started from a folder holding an ``actionclip/`` directory (the
+    folder a repository was cloned into, a checkout's root) would have its workers import that
+    directory instead of the package the driver runs. A meta-path finder is consulted before
+    ``sys.path``; it answers for the top-level name only (submodules follow the package's own
+    ``__path__``) and leaves every other import, and the working directory, as Ray set them.
+    Defined inside a function so Ray pickles it by value: unpickling it imports nothing of ours."""
+
+    def pin_actionclip() -> None:
+        import importlib.machinery
+        import sys
+
+        class PinnedActionCLIP:
+            @staticmethod
+            def find_spec(name: str, path: Any = None, target: Any = None) -> Any:
+                if name != "actionclip":
+                    return None
+                return importlib.machinery.PathFinder.find_spec(name, [folder])  # None: not on this node
+
+        sys.meta_path.insert(0, PinnedActionCLIP)
+
+    return pin_actionclip
+
+
+def _runtime_env(address: str | None) -> dict[str, Any]:
+    """The job's runtime environment: workers import the driver's own ``actionclip``.
+
+    Not for Ray Client (``ray://``: the client's directory is not put on the workers' path) nor when
+    the job already has a setup hook (``ray job submit`` with one: Ray refuses a second)."""
+    import json
+
+    import actionclip
+
+    submitted = os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR")  # set by Ray's job manager for the entrypoint
+    try:
+        hooked = "worker_process_setup_hook" in (json.loads(submitted).get("runtime_env") or {}) if submitted else False
+    except (ValueError, AttributeError):
+        hooked = False
+    if (address or "").startswith("ray://") or hooked or os.environ.get("__RAY_WORKER_PROCESS_SETUP_HOOK_ENV_VAR"):
+        return {}
+    folder = os.path.dirname(os.path.dirname(os.path.abspath(actionclip.__file__)))
+    return {"worker_process_setup_hook": _import_from(folder)}
+
+
 def _connect(ray: Any, address: str | None) -> bool:
     """Join or start Ray; True when this call started it (and so must stop it)."""
+    from actionclip.chatter import library_log_level
+
     if ray.is_initialized():
         return False
     try:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="WARNING",
-                 configure_logging=True)
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=library_log_level(),
+                 configure_logging=True, runtime_env=_runtime_env(address))
     except (ConnectionError, ValueError, RuntimeError) as exc:
         raise UsageError(f"--ray {address or ''}: cannot start or reach Ray ({' '.join(str(exc).split())[:200]})") from None
     return True
@@ -136,6 +209,7 @@ def encode_videos_ray(
     address: str | None = None,
     dtype: str | None = None,
     frames: int | None = None,
+    moments: Any = None,
 ) -> Iterator[tuple[list[Any], Any]]:
     """Decode in Ray tasks, encode in a Ray actor pool; yields what
     :func:`actionclip.pipeline.encode_videos` yields, in input order (see the module notes).
@@ -143,7 +217,9 @@ def encode_videos_ray(
     ``model``: a registry name or checkpoint path each actor loads (``dtype``, ``frames`` as in
     :func:`actionclip.load`), or a model object shipped to the actors. ``items`` carry what
     ``prepare`` reads (a path, a :class:`~actionclip.video.inputs.VideoInput`, ...); an item with a
-    ``duration`` attribute gets the decoded video's duration back."""
+    ``duration`` attribute gets the decoded video's duration back. ``moments``: a picklable
+    ``(model, item) -> [(start, end, vector), ...]`` the encoder actors run on each video they
+    encoded; its result is set as ``item.moments`` (an error in it fails that video)."""
     from actionclip.model.scoring import VideoFeatures
 
     ray = require_ray()
@@ -156,8 +232,12 @@ def encode_videos_ray(
 
         import logging
 
-        logging.getLogger("ray.data").setLevel(logging.WARNING)  # per-dataset INFO lines drown the results
+        from actionclip.chatter import library_log_level, verbose
+
+        logging.getLogger("ray.data").setLevel(library_log_level())  # per-dataset INFO lines drown the results
         context = ray.data.DataContext.get_current()
+        if not verbose():
+            context.enable_progress_bars = False  # the caller shows its own
         context.execution_options.preserve_order = True
         gpus = int(ray.cluster_resources().get("GPU", 0))
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
@@ -168,19 +248,22 @@ def encode_videos_ray(
         # Decoders ask for half a CPU, encoders for a whole one (or a GPU): different resources keep
         # Ray from fusing the two steps into the actors, so decoding stays in its own CPU tasks.
         ds = ds.map(_Decode(prepare), num_cpus=0.5)
-        ds = ds.map_batches(_Encode, fn_constructor_args=(model, dtype, frames, bool(gpus)), batch_size=batch,
+        ds = ds.map_batches(_Encode, fn_constructor_args=(model, dtype, frames, bool(gpus), moments), batch_size=batch,
                             batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors),
                             num_gpus=1 if gpus else 0, num_cpus=1)
         for out in ds.iter_batches(batch_size=None, batch_format="numpy"):
             done, parts = [], []
-            for i, error, duration, emb, tokens, kind in zip(out["i"], out["error"], out["duration"],
-                                                             out["embedding"], out["tokens"], out["kind"]):
+            for i, error, duration, emb, tokens, kind, spans, vectors in zip(
+                    out["i"], out["error"], out["duration"], out["embedding"], out["tokens"], out["kind"],
+                    out["spans"], out["vectors"]):
                 item = items[int(i)]
                 if hasattr(item, "duration"):
                     item.duration = float(duration)
                 if error:
                     yield [item], VideoError(str(error))
                     continue
+                if moments is not None:
+                    item.moments = [(float(s), float(e), v) for (s, e), v in zip(np.asarray(spans), np.asarray(vectors))]
                 done.append(item)
                 parts.append(VideoFeatures(np.asarray(emb), np.asarray(tokens) if tokens.size else None)
                              if kind == "VideoFeatures" else np.asarray(emb))

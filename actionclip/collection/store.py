@@ -51,27 +51,23 @@ def require_lancedb(*, now: bool = True) -> Any:
     them. Called before any work, so a missing extra fails at once rather than after the encoding.
     ``now=False`` only checks that both are installed (importing lancedb takes seconds; a search
     imports it while its query is embedded) and returns None."""
+    from actionclip.extras import require
+
     if not now:
         import importlib.util
 
-        for name in ("lancedb", "pyarrow"):
+        def installed(name: str) -> bool:
             try:
-                found = importlib.util.find_spec(name) is not None
+                return importlib.util.find_spec(name) is not None
             except (ImportError, ValueError):  # ValueError: sys.modules[name] is None (blocked)
-                found = False
-            if not found:
-                raise UsageError(_missing(name))
-        return None
-    try:
-        import lancedb
-        import pyarrow  # noqa: F401 - the store's rows are Arrow tables
-    except ImportError as exc:
-        raise UsageError(_missing(exc.name)) from None
+                return False
+
+        if all(installed(name) for name in ("lancedb", "pyarrow")):
+            return None
+    require("index", "video indexes")
+    import lancedb
+
     return lancedb
-
-
-def _missing(name: str | None) -> str:
-    return f"video indexes need LanceDB and pyarrow ({name} is missing): pip install 'actionclip[index]'"
 
 
 def _sql(text: str) -> str:

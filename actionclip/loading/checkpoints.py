@@ -31,7 +31,7 @@ import torch
 from actionclip.errors import CheckpointError
 from actionclip.loading.hf_clip import hf_to_openai
 from actionclip.loading.loaded import LoadedCheckpoint, strip_prefix
-from actionclip.loading.weights_io import is_torchscript, load_pickle, load_safetensors, torchscript_state_dict
+from actionclip.loading.weights_io import is_torchscript, load_pickle, load_safetensors, sniff, torchscript_state_dict
 
 ORIGINAL_POSITION_ROWS = 77
 
@@ -42,9 +42,8 @@ def read_checkpoint(path: str | os.PathLike) -> LoadedCheckpoint:
         raise CheckpointError(f"{path}: no such file or directory")
     if path.is_dir():
         return _read_hf_folder(path)
-    if path.stat().st_size == 0:
-        raise CheckpointError(f"{path}: file is empty")
-    if path.suffix == ".safetensors":
+    kind = sniff(path)  # empty, text, unknown bytes: the one-line cause is raised here
+    if kind == "safetensors" or path.suffix == ".safetensors":
         return _from_mapping(path, load_safetensors(path))
     if is_torchscript(path):
         return _read_torchscript(path)

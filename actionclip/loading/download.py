@@ -2,8 +2,10 @@
 
 A model file is streamed into ``<cache>/<file>.part`` and renamed to ``<cache>/<file>`` only once its
 size and SHA-256 are verified, so the final name never holds half a file. An interrupted ``.part`` is
-resumed with an HTTP ``Range`` request (or restarted cleanly when the server ignores it). A lock
-file serialises processes fetching the same file. After a verified download a small
+resumed with an HTTP ``Range`` request (or restarted cleanly when the server ignores it); a ``.part``
+that holds nothing is removed. A lock file serialises processes fetching the same file and is removed
+by its holder when the download ends, done or failed (see :func:`_lock`). A server that cannot be
+reached at all fails at once, without retries. After a verified download a small
 ``<file>.verified`` record (hash, size, mtime) lets later loads trust the file without re-hashing
 hundreds of megabytes; a file whose size or mtime no longer matches is hashed again.
 
@@ -232,35 +234,62 @@ class _NoConnection(Exception):
     """The server could not be reached at all (refused, DNS, connect timeout)."""
 
 
-@contextlib.contextmanager
-def _locked(f: BinaryIO) -> Iterator[None]:
-    """Exclusive inter-process lock on the open lock file ``f``, held for the block.
+def _open_lock(path: Path) -> BinaryIO:
+    try:
+        return open(path, "a+b")  # created if missing
+    except OSError as exc:
+        raise DownloadError(f"cannot write to the model cache {path.parent}: {exc.strerror or exc}") from exc
 
-    The lock file is left in place: deleting it would race with a process about to lock it.
+
+@contextlib.contextmanager
+def _lock(path: Path) -> Iterator[None]:
+    """Exclusive inter-process lock on the lock file ``path``, held for the block, and the file
+    removed before it is released, so no download leaves one behind.
+
+    Removing a lock file is safe only with a check on the other side: a process that opened the file
+    before it was removed would otherwise lock the removed file while a third one locks a new file of
+    the same name. So a process that gets the lock checks that ``path`` is still the file it locked,
+    and starts over when it is not. (Windows cannot remove an open file: the lock file stays there.)
     """
     try:
         import fcntl
     except ImportError:  # Windows
         import msvcrt
 
-        f.seek(0)
-        while True:
-            try:
-                msvcrt.locking(f.fileno(), msvcrt.LK_LOCK, 1)
-                break
-            except OSError:
-                continue
-        try:
-            yield
-        finally:
+        with _open_lock(path) as f:
             f.seek(0)
-            msvcrt.locking(f.fileno(), msvcrt.LK_UNLCK, 1)
+            while True:
+                try:
+                    msvcrt.locking(f.fileno(), msvcrt.LK_LOCK, 1)
+                    break
+                except OSError:
+                    continue
+            try:
+                yield
+            finally:
+                f.seek(0)
+                msvcrt.locking(f.fileno(), msvcrt.LK_UNLCK, 1)
         return
-    fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+    while True:
+        f = _open_lock(path)
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            try:
+                current = os.stat(path).st_ino
+            except FileNotFoundError:
+                current = None
+            if current == os.fstat(f.fileno()).st_ino:
+                break
+        except BaseException:
+            f.close()
+            raise
+        f.close()  # its holder removed it meanwhile: lock the file that is there now
     try:
         yield
     finally:
-        fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+        with contextlib.suppress(OSError):
+            path.unlink()
+        f.close()  # releases the lock
 
 
 def _progress_bar(target: _Target, progress: bool | None):
@@ -491,11 +520,10 @@ def download(
         )
     try:
         target.path.parent.mkdir(parents=True, exist_ok=True)
-        lock_file = open(target.lock, "a+b")  # created if missing
     except OSError as exc:
         raise DownloadError(f"cannot write to the model cache {target.path.parent}: {exc.strerror or exc}") from exc
 
-    with lock_file, _locked(lock_file):
+    with _lock(target.lock):
         # Another process may have finished this file while we waited for the lock.
         if not force and target.path.exists():
             problem = _cache_problem(target)
@@ -507,6 +535,10 @@ def download(
             _transfer(target, progress)
         except OSError as exc:  # disk full, permissions: keep .part so a rerun resumes
             raise DownloadError(f"cannot write {target.part} for {target.label}: {exc.strerror or exc}") from exc
+        finally:
+            with contextlib.suppress(OSError):
+                if target.part.stat().st_size == 0:  # nothing to resume from
+                    target.part.unlink()
     return target.path
 
 

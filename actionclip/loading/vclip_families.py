@@ -1,7 +1,25 @@
 """The ViFi-CLIP, Open-VCLIP and FROSTER families: default configs and builders for
 :data:`actionclip.loading.load.FAMILIES`, and the OpenAI CLIP weights two of them need at build time
-(ViFi-CLIP's token embedding; Open-VCLIP's test-time weight interpolation). The files themselves are
-read by :mod:`actionclip.loading.vclip_formats`; the facts behind the rules are in its notes.
+(ViFi-CLIP's token embedding; Open-VCLIP's text tower and test-time weight interpolation). The files
+themselves are read by :mod:`actionclip.loading.vclip_formats`; the facts behind the rules are in its
+notes.
+
+Open-VCLIP is built as its own test script (``tools/test_net.py``) builds it, which is not what a
+reading of the paper suggests; both rules were checked against their code on random weights:
+
+* its classifier comes from **OpenAI's text tower**: the model computes it when it is constructed,
+  from the OpenAI weights it starts from, before the checkpoint is loaded, and never again at test
+  time; a released file's own text weights are never used (:func:`with_openai_text`);
+* the image tower (and the temperature) is **interpolated** in their arithmetic
+  (:func:`interpolate`): OpenAI's weights stay in the fp16 of OpenAI's archive, and ``weight x
+  ratio`` is an fp16 product. Under PyTorch 1.11, their environment, the CPU first rounds the ratio
+  itself to fp16 (0.6 -> 0.599609375); newer PyTorch keeps it in fp32, so their code gives other
+  numbers there (up to ~1e-4 in probabilities for L/14), and the 1.11 figures are the published ones.
+  With B/16's and B/32's 0.5 both versions agree, and an fp32 product would differ only where half
+  a weight is an fp16 subnormal (below 6.1e-5).
+
+FROSTER's test scripts do neither: no interpolation, and the classifier is recomputed from the
+loaded model's own text tower on every forward.
 """
 
 from __future__ import annotations
@@ -15,7 +33,7 @@ from actionclip.errors import CheckpointError, DownloadError
 from actionclip.loading.checkpoints import read_checkpoint
 from actionclip.loading.loaded import LoadedCheckpoint
 
-__all__ = ["openai_weights", "interpolate", "interpolation_ratio", "UNCAPPED", "FAMILIES"]
+__all__ = ["openai_weights", "interpolate", "interpolation_ratio", "with_openai_text", "UNCAPPED", "FAMILIES"]
 
 #: The originals never cap ``exp(logit_scale)``; a bound it never reaches keeps exported JSON finite.
 UNCAPPED = 1e4
@@ -58,22 +76,47 @@ def interpolation_ratio(ckpt: LoadedCheckpoint) -> float:
 
 
 def interpolate(finetuned: Mapping[str, torch.Tensor], original: Mapping[str, torch.Tensor], ratio: float,
-                what: str = "checkpoint") -> dict[str, torch.Tensor]:
-    """``ratio * original + (1 - ratio) * finetuned`` for every weight of ``original`` (Open-VCLIP's
-    test-time weight interpolation); weights only ``finetuned`` has are kept as they are."""
+                what: str = "checkpoint", keys: Callable[[str], bool] = lambda key: True) -> dict[str, torch.Tensor]:
+    """``original * ratio + finetuned * (1 - ratio)`` for every weight of ``original`` that ``keys``
+    accepts (Open-VCLIP's test-time weight interpolation), in their arithmetic: ``original`` in fp16
+    (OpenAI's archives are fp16, so the cast is exact for them) times ``ratio`` as an fp16 product,
+    ``finetuned`` times ``1 - ratio`` in its own dtype, the sum in the wider of the two, stored as
+    fp32. Weights only ``finetuned`` has are kept as they are."""
     from actionclip.model.clip import NON_WEIGHT_KEYS
 
     out = dict(finetuned)
     for key, value in original.items():
-        if key in NON_WEIGHT_KEYS:
+        if key in NON_WEIGHT_KEYS or not keys(key):
             continue
         mine = finetuned.get(key)
         if mine is None or mine.shape != value.shape:
             got = "missing" if mine is None else f"shape {tuple(mine.shape)}"
             raise CheckpointError(f"{what}: cannot interpolate with OpenAI CLIP: {key!r} is {got}, "
                                   f"CLIP's is {tuple(value.shape)}")
-        out[key] = value.float() * ratio + mine.float() * (1.0 - ratio)
+        out[key] = (_times(value.to(torch.float16), ratio) + _times(mine, 1.0 - ratio)).float()
     return out
+
+
+def _times(tensor: torch.Tensor, scalar: float) -> torch.Tensor:
+    """``tensor * scalar`` as PyTorch 1.11 computes it on the CPU: the scalar cast to the tensor's
+    dtype first (for fp16 that rounds it: 0.6 -> 0.599609375), the product rounded to that dtype."""
+    if tensor.dtype in (torch.float16, torch.bfloat16):
+        rounded = torch.tensor(scalar, dtype=tensor.dtype).item()
+        return (tensor.float() * rounded).to(tensor.dtype)
+    return tensor * scalar
+
+
+def _is_text(key: str) -> bool:
+    return not key.startswith("visual.") and key != "logit_scale"
+
+
+def with_openai_text(clip_sd: Mapping[str, torch.Tensor], original: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``clip_sd`` with OpenAI's text tower (token and position embeddings, blocks, final norm,
+    projection) in fp32, as Open-VCLIP's test builds its classifier; the image tower and the
+    temperature stay ``clip_sd``'s."""
+    from actionclip.model.clip import NON_WEIGHT_KEYS
+
+    return {**clip_sd, **{k: v.float() for k, v in original.items() if _is_text(k) and k not in NON_WEIGHT_KEYS}}
 
 
 # --- families (actionclip.loading.load.FAMILIES) --------------------------------------------------
@@ -93,11 +136,14 @@ def _builder(cls_name: str, interpolates: bool) -> Callable[[LoadedCheckpoint, A
     def build(ckpt: LoadedCheckpoint, config: Any) -> Any:
         from actionclip.model import openvclip
 
-        ratio = interpolation_ratio(ckpt) if interpolates else 0.0
-        if ratio and ckpt.format == "openvclip":  # a released file: interpolate as their test script does
-            why = (f"{ckpt.path}: Open-VCLIP is tested with its weights interpolated with OpenAI CLIP's "
-                   f"({ratio:g} x CLIP + {1 - ratio:g} x the file)")
-            sd = interpolate(ckpt.clip_state_dict, openai_weights(ckpt.clip_state_dict, why), ratio, str(ckpt.path))
+        if interpolates and ckpt.format == "openvclip":  # their file: built as their test script builds it
+            ratio = interpolation_ratio(ckpt)
+            why = (f"{ckpt.path}: Open-VCLIP is tested with OpenAI CLIP's text tower and its image tower "
+                   f"interpolated with OpenAI CLIP's ({ratio:g} x CLIP + {1 - ratio:g} x the file)")
+            original = openai_weights(ckpt.clip_state_dict, why)
+            sd = with_openai_text(ckpt.clip_state_dict, original)
+            if ratio:
+                sd = interpolate(sd, original, ratio, str(ckpt.path), keys=lambda key: not _is_text(key))
             ckpt = replace(ckpt, clip_state_dict=sd)
         return getattr(openvclip, cls_name).from_checkpoint(ckpt, config)
 

@@ -19,8 +19,8 @@ ActionCLIP with mean pooling: ``family="vificlip"`` is a config and a builder, t
 supported.
 
 **Open-VCLIP** and **FROSTER** are PySlowFast code: ``{"model_state": state_dict}`` (their weight
-averaging tool writes only that; training checkpoints add ``epoch``, ``optimizer_state`` and
-``cfg``, a YAML string), keys ``model.<OpenAI CLIP name>``. FROSTER's files also hold its
+averaging tool writes only that, fp32; training checkpoints add ``epoch``, ``optimizer_state``,
+``cfg``, a YAML string, and ``scaler_state`` under mixed precision), keys ``model.<OpenAI CLIP name>``. FROSTER's files also hold its
 distillation projectors ``projector_v.*``/``projector_t.*`` (used in training only), which is how
 a file is told to be FROSTER's; training checkpoints may hold the frozen teacher ``raw_model.*``.
 Their test scripts run 8 frames, CLIP's mean/std, short side 224 and a centre crop. Open-VCLIP's
@@ -28,8 +28,11 @@ test scripts then **interpolate** every weight with OpenAI CLIP's before testing
 (``TEST.PATCHING_RATIO``: ``r * CLIP + (1 - r) * file``, r = 0.5 for B/32 and B/16, 0.6 for L/14),
 and its released files are the un-interpolated SWA averages, so the family does the same
 (:func:`~actionclip.loading.vclip_families.interpolation_ratio`; set ``ckpt.meta["interpolation"]`` before
-:func:`~actionclip.loading.load.build_model` to choose another ratio).
-FROSTER's scripts do not interpolate (``TEST.PATCHING_MODEL False``). A model saved by actionclip
+:func:`~actionclip.loading.load.build_model` to choose another ratio), in their fp16 arithmetic; and
+its classifier is computed from OpenAI's text tower when the model is built, before the file is
+loaded, so a file's text weights are never used (:mod:`~actionclip.loading.vclip_families` has both rules).
+FROSTER's scripts do not interpolate (``TEST.PATCHING_MODEL False``), and FROSTER recomputes its
+classifier from the loaded weights on every forward: its files' text towers are used. A model saved by actionclip
 (:func:`~actionclip.loading.checkpoints.save_actionclip_checkpoint`) holds the weights it ran with
 and its family, and is never interpolated again.
 

@@ -5,7 +5,10 @@ numpy/mmengine/yacs (mmaction2's and the research repos' checkpoints carry some)
 with an unpickler that turns those objects into inert placeholders and refuses every other global.
 TorchScript archives are read with ``torch.jit.load``, whose C++ unpickler builds no Python objects;
 the scripted code is never run, only its parameters are read. Every failure is one
-:class:`~actionclip.errors.CheckpointError` line naming the file.
+:class:`~actionclip.errors.CheckpointError` line naming the file and the true cause: :func:`sniff`
+looks at the first bytes before any reader runs, so random bytes, text, truncated archives and
+pickles that reference code each get their own sentence (the readers' own errors blame the wrong
+thing: a random file "references code", a text file fails with "(101)").
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import io
 import pickle
 import types
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -21,7 +25,40 @@ import torch
 
 from actionclip.errors import CheckpointError
 
-__all__ = ["load_safetensors", "is_torchscript", "torchscript_state_dict", "load_pickle", "first_line"]
+__all__ = ["sniff", "load_safetensors", "is_torchscript", "torchscript_state_dict", "load_pickle", "first_line"]
+
+
+_ZIP_MAGIC = b"PK\x03\x04"
+_LFS_POINTER = b"version https://git-lfs"
+
+
+def sniff(path: Path) -> str:
+    """What ``path`` holds, from its first bytes: ``"zip"`` (torch's format, TorchScript),
+    ``"pickle"`` (torch's legacy format, plain pickles), ``"safetensors"``; anything else raises the
+    :class:`CheckpointError` that names what the file is instead (empty, text, a Git LFS pointer,
+    unrecognised bytes)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
+    if not head:
+        raise CheckpointError(f"{path}: file is empty, not a checkpoint")
+    if head.startswith(_ZIP_MAGIC):
+        return "zip"
+    if head[0] == 0x80 and len(head) > 1 and 2 <= head[1] <= 5:  # PROTO opcode: protocols 2-5
+        return "pickle"
+    if len(head) >= 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") > 1:
+        return "safetensors"  # an 8-byte header length, then the JSON header
+    if head.startswith(_LFS_POINTER):
+        raise CheckpointError(f"{path}: a Git LFS pointer, not the weights (fetch the file itself: git lfs pull)")
+    text = head.decode("utf-8", errors="replace")[:4000]  # a character cut at 4096 bytes is no evidence
+    if "\ufffd" not in text and all(c.isprintable() or c.isspace() for c in text):
+        first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+        raise CheckpointError(f"{path}: a text file, not a checkpoint (it begins {first[:60]!r})" if first else
+                              f"{path}: a text file of blank lines, not a checkpoint")
+    raise CheckpointError(f"{path}: not a checkpoint: no weight format begins with these bytes "
+                          f"({head[:8].hex(' ')}); corrupt, or a different kind of file")
 
 
 def load_safetensors(path: Path) -> dict[str, torch.Tensor]:
@@ -31,7 +68,8 @@ def load_safetensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
+        cause = first_line(exc).removeprefix("Error while deserializing header: ")
+        raise CheckpointError(f"{path}: a safetensors file with a bad header or data ({cause})") from None
 
 
 def is_torchscript(path: Path) -> bool:
@@ -88,7 +126,7 @@ class _MetadataTolerantUnpickler(pickle.Unpickler):
             return super().find_class(module, name)
         if module.split(".")[0] in _BENIGN_ROOTS:
             return type(f"{module}.{name}", (_Inert,), {})
-        raise pickle.UnpicklingError(f"refusing to load global {module}.{name}")
+        raise RefusedGlobal(f"{module}.{name}")
 
 
 def _tolerant_load(file: Any, **kwargs: Any) -> Any:
@@ -106,21 +144,66 @@ _tolerant_pickle = types.SimpleNamespace(
 )
 
 
+class RefusedGlobal(pickle.UnpicklingError):
+    """The pickle names a global that is not data (a function, a class that could run code)."""
+
+    def __init__(self, qualname: str):
+        super().__init__(f"refusing to load global {qualname}")
+        self.qualname = qualname
+
+
 def load_pickle(path: Path) -> Any:
+    """A torch checkpoint (zip or legacy pickle format) without running any code in it."""
+    kind = sniff(path)
+    if kind == "zip":
+        _check_torch_zip(path)
+    elif kind != "pickle":
+        raise CheckpointError(f"{path}: a {kind} file, not a PyTorch pickle")
+    with warnings.catch_warnings():
+        # torch warns (on stderr) about pickle protocols it did not write itself; a user has no use for it.
+        warnings.filterwarnings("ignore", message=".*pickle protocol", category=UserWarning)
+        try:
+            return torch.load(str(path), map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:
+            pass  # a global outside torch's allow-list: metadata we can make inert, or code we refuse
+        except Exception as exc:
+            raise CheckpointError(f"{path}: {_damage(kind, exc)}") from None
+        try:
+            return torch.load(str(path), map_location="cpu", weights_only=False, pickle_module=_tolerant_pickle)
+        except RefusedGlobal as exc:
+            raise CheckpointError(f"{path}: a pickle that references code ({exc.qualname}): refused, "
+                                  "nothing was executed") from None
+        except Exception as exc:
+            raise CheckpointError(f"{path}: {_damage(kind, exc)}") from None
+
+
+def _check_torch_zip(path: Path) -> None:
+    """A zip file is a torch checkpoint when every member sits under one folder holding ``data.pkl``."""
     try:
-        return torch.load(str(path), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        first_error = first_line(exc)
-    except Exception as exc:  # zip/stream errors: truncated or not a torch file
-        raise CheckpointError(f"{path}: cannot read checkpoint, file truncated or not a PyTorch file ({first_line(exc)})") from None
-    try:
-        return torch.load(str(path), map_location="cpu", weights_only=False, pickle_module=_tolerant_pickle)
-    except pickle.UnpicklingError as exc:
-        raise CheckpointError(f"{path}: refused to unpickle, the file references code ({first_line(exc)}); nothing was executed") from None
-    except Exception:
-        raise CheckpointError(f"{path}: cannot read checkpoint ({first_error})") from None
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise CheckpointError(f"{path}: a truncated or corrupt zip archive (its central directory is missing "
+                              "or damaged); download or copy the file again") from None
+    if not any(n.count("/") == 1 and n.endswith("/data.pkl") for n in names):
+        raise CheckpointError(f"{path}: a zip archive, but not a PyTorch checkpoint (no data.pkl inside)")
+
+
+def _damage(kind: str, exc: BaseException) -> str:
+    """The cause of a reader failure on a file whose format was recognised: it is damaged."""
+    if kind == "zip":
+        return f"a corrupt PyTorch archive ({first_line(exc)})"
+    if isinstance(exc, EOFError) or any(w in str(exc) for w in ("truncated", "EOF", "out of input")):
+        return "a truncated pickle (the file ends early); download or copy it again"
+    return f"a corrupt pickle ({first_line(exc)})"
 
 
 def first_line(exc: BaseException) -> str:
+    """The first sentence of an error's message, whole (readers' messages run on for lines)."""
     text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__
+    if not text:
+        return type(exc).__name__
+    line = text[0].split(". ")[0].rstrip(".")
+    if len(line) > 200:
+        line = line[:200].rsplit(" ", 1)[0] + " ..."
+    return line

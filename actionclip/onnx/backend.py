@@ -1,7 +1,9 @@
 """Run exported models with ONNX Runtime and numpy only: torch is never imported here.
 
 ``load(directory)`` reads the JSON written by :mod:`actionclip.onnx.export` and returns an
-:class:`OnnxActionCLIP`: the graphs answer the primitives of the model contract (``encode_image``,
+:class:`OnnxActionCLIP` running its fp32 graphs, or its int8 ones (``precision="int8"``; ``"auto"``
+takes fp32 when the export holds them, else int8, so a folder shipped with the int8 graphs only
+runs as it is; ``model.precision`` says which run): the graphs answer the primitives of the model contract (``encode_image``,
 ``fuse``, ``encode_video``, ``encode_tokens``), and everything else - preprocessing, tokenisation,
 label embedding, scoring, ``classify``, timelines - is the torch model's own code
 (:class:`actionclip.model.base.VideoTextModel`, torch-free), run on numpy arrays. The model's
@@ -18,6 +20,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from actionclip.choices import ONNX_PRECISIONS
 from actionclip.errors import CheckpointError, UsageError
 from actionclip.model.base import VideoTextModel
 from actionclip.model.config import ModelConfig
@@ -50,7 +53,7 @@ def find_metadata(directory: str | os.PathLike) -> Path:
 class OnnxActionCLIP(VideoTextModel):
     """An exported model run by ONNX Runtime: the torch model's interface, numpy in and out."""
 
-    def __init__(self, metadata_path: Path, *, int8: bool = False, providers: Sequence[str] | None = None,
+    def __init__(self, metadata_path: Path, *, precision: str = "auto", providers: Sequence[str] | None = None,
                  threads: int | None = None, spin: bool = False):
         import onnxruntime as ort
 
@@ -72,9 +75,7 @@ class OnnxActionCLIP(VideoTextModel):
             self.config = _config(meta)
         except (KeyError, TypeError, ValueError, UsageError) as exc:
             raise CheckpointError(f"{self.metadata_path}: incomplete ONNX metadata ({exc!r})") from None
-        files = meta.get("int8_files") if int8 else meta.get("files")
-        if not files:
-            raise CheckpointError(f"{self.metadata_path}: export has no int8 graphs (export again with int8 quantisation: `actionclip export --int8`)")
+        self.precision, files = _graphs(self.metadata_path, meta, precision)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
@@ -97,7 +98,6 @@ class OnnxActionCLIP(VideoTextModel):
                 self.sessions[graph] = ort.InferenceSession(str(path), options, providers=providers)
             except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
                 raise CheckpointError(f"{path}: ONNX Runtime cannot load it ({str(exc).splitlines()[0]})") from None
-        self.precision = "int8" if int8 else "fp32"
         self.providers = self.sessions["image_clip"].get_providers()
 
     def __repr__(self) -> str:
@@ -148,6 +148,21 @@ class OnnxActionCLIP(VideoTextModel):
         return self._run("text_clip", np.ascontiguousarray(tokens[:, :length]))
 
 
+def _graphs(metadata_path: Path, meta: dict[str, Any], precision: str) -> tuple[str, dict[str, str]]:
+    """``(precision, graph -> file name)`` of the graphs to run (see the module notes)."""
+    if precision not in ONNX_PRECISIONS:
+        raise UsageError(f"precision {precision!r}: must be one of {', '.join(ONNX_PRECISIONS)}")
+    listed = {"fp32": meta.get("files") or {}, "int8": meta.get("int8_files") or {}}
+    if precision == "auto":
+        present = [p for p, files in listed.items()
+                   if files and all((metadata_path.parent / name).is_file() for name in files.values())]
+        precision = present[0] if present else "fp32"  # none whole: loading fp32 names the missing graph
+    if not listed[precision]:
+        raise CheckpointError(f"{metadata_path}: the export has no {precision} graphs"
+                              + (" (it was exported without int8 quantisation)" if precision == "int8" else ""))
+    return precision, dict(listed[precision])
+
+
 def _config(meta: dict[str, Any]) -> ModelConfig:
     """The export's ModelConfig; exports older than the config field carry only CLIP's constants."""
     if "config" in meta:
@@ -156,11 +171,14 @@ def _config(meta: dict[str, Any]) -> ModelConfig:
     return ModelConfig(frames=int(meta["frames"]), preprocessing=prep)
 
 
-def load(directory: str | os.PathLike, *, int8: bool = False, providers: Sequence[str] | None = None,
-         threads: int | None = None, spin: bool = False) -> OnnxActionCLIP:
+def load(directory: str | os.PathLike, *, precision: str = "auto", int8: bool = False,
+         providers: Sequence[str] | None = None, threads: int | None = None, spin: bool = False) -> OnnxActionCLIP:
     """Load an export written by ``actionclip export MODEL --onnx DIR`` (the folder or its JSON).
 
-    ``int8``: the quantised graphs (``export --int8``). ``threads``: ORT intra-op threads (default:
+    ``precision``: ``"fp32"``, ``"int8"`` (the quantised graphs written with ``int8=True``), or
+    ``"auto"`` (fp32 when the export holds them, else int8); ``int8=True`` is
+    ``precision="int8"``. ``threads``: ORT intra-op threads (default:
     one per core). ``spin``: let ORT's idle workers busy-wait between runs (lowest latency when
     nothing else runs in the process; off by default, see the session options)."""
-    return OnnxActionCLIP(find_metadata(directory), int8=int8, providers=providers, threads=threads, spin=spin)
+    return OnnxActionCLIP(find_metadata(directory), precision="int8" if int8 else precision, providers=providers,
+                          threads=threads, spin=spin)

@@ -28,24 +28,13 @@ them at package import, and :func:`require` turns their absence into one line te
 
 from __future__ import annotations
 
-import importlib
-
-from actionclip.errors import UsageError
+from actionclip.extras import install_hint, require as _require
 
 __all__ = ["require", "INSTALL_HINT"]
 
-INSTALL_HINT = 'pip install "actionclip[serve]"'
-_MODULES = {"fastapi": "fastapi", "uvicorn": "uvicorn", "python_multipart": "python-multipart",
-            "websockets": "websockets"}
+INSTALL_HINT = install_hint("serve")
 
 
 def require() -> None:
     """Raise a one-line :class:`UsageError` naming the install command when a server dependency is missing."""
-    missing = []
-    for module, package in _MODULES.items():
-        try:
-            importlib.import_module(module)
-        except ImportError:
-            missing.append(package)
-    if missing:
-        raise UsageError(f"serving needs {', '.join(missing)}, which is not installed: {INSTALL_HINT}")
+    _require("serve", "serving")

@@ -140,17 +140,21 @@ def create_app(engine: Engine, settings: ServeSettings, admission: Admission | N
 
     @app.get("/v1/classes", dependencies=guarded, summary="names of the built-in class lists")
     async def class_lists() -> dict[str, Any]:
-        from actionclip.training.datasets import BUILTIN_CLASS_LISTS
+        from actionclip.text.classes import BUILTIN_CLASS_LISTS
 
         return {"lists": list(BUILTIN_CLASS_LISTS)}
 
     @app.get("/v1/classes/{name}", dependencies=guarded, summary="one built-in class list")
     async def class_list(name: str) -> dict[str, Any]:
-        from actionclip.training.datasets import BUILTIN_CLASS_LISTS, builtin_classes
+        from actionclip.text.classes import builtin_classes, builtin_key, humanize, not_a_list
 
-        if name.lower() not in BUILTIN_CLASS_LISTS:
-            raise Problem(404, f"no built-in class list {name!r} (there are: {', '.join(BUILTIN_CLASS_LISTS)})")
-        return {"name": name.lower(), "classes": builtin_classes(name)}
+        key = builtin_key(name)
+        if key is None:
+            raise Problem(404, f"{name!r}: {not_a_list(name)}")
+        # "classes" is the label text the model is given (as classify --labels and eval give it);
+        # "names" are the dataset's own spellings, in the same order.
+        names = builtin_classes(key)
+        return {"name": key, "classes": [humanize(n) for n in names], "names": names}
 
     @app.get("/v1/stats", dependencies=guarded, summary="batching, label cache and queue figures")
     async def stats() -> dict[str, Any]:

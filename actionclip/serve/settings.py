@@ -24,7 +24,7 @@ class ServeSettings:
     Attributes:
         host, port: where to listen (loopback unless told otherwise; port 0 picks a free one).
         token: the Bearer token every ``/v1`` call must carry, or None for an open server.
-        max_upload_mb: largest upload accepted, checked while it streams (413 beyond).
+        max_upload_mib: largest upload accepted in MiB (2**20 bytes), checked while it streams (413 beyond).
         max_duration: longest video accepted, seconds (400 beyond).
         allow_urls: let a client name a server-side path or URL (``url`` field) instead of uploading.
         batch_size: most views encoded in one pass of the video encoder.
@@ -43,7 +43,7 @@ class ServeSettings:
     host: str = "127.0.0.1"
     port: int = 8000
     token: str | None = None
-    max_upload_mb: float = 200.0
+    max_upload_mib: float = 200.0
     max_duration: float = 600.0
     allow_urls: bool = False
     batch_size: int = 4
@@ -59,7 +59,7 @@ class ServeSettings:
 
     @property
     def max_upload_bytes(self) -> int:
-        return int(self.max_upload_mb * 1024 * 1024)
+        return int(self.max_upload_mib * 1024 * 1024)
 
     def for_device(self, device: str, *, batch_size: int | None = None, workers: int | None = None) -> "ServeSettings":
         """These settings with the batch size and decoding pool sized for ``device`` where not given:

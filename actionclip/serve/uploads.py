@@ -10,11 +10,17 @@ Other parts are short text fields (labels, options), bounded in number and size.
 :func:`receive_upload` is an async context manager: the temporary file is deleted when the block
 ends, whether the request succeeded, failed, or its client went away (a disconnect raises inside
 the block like any error).
+
+Storage is checked twice: :func:`temp_dir_problem` at start-up (a server whose temp folder cannot be
+written refuses to start, rather than answering every upload 500), and a disk that fills or goes away
+later makes that upload one JSON line (507 when out of space, else 500), never a traceback.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import logging
 import os
 import re
 import tempfile
@@ -24,7 +30,9 @@ from typing import Any, AsyncIterator, Callable
 
 from actionclip.serve.problems import Problem
 
-__all__ = ["Upload", "receive_upload", "refuse_playlists", "FILE_FIELD"]
+__all__ = ["Upload", "receive_upload", "refuse_playlists", "temp_dir_problem", "storage_problem", "FILE_FIELD"]
+
+log = logging.getLogger("actionclip.serve")
 
 FILE_FIELD = "video"
 _FLUSH = 1 << 20  # bytes gathered before a write to disk
@@ -133,7 +141,7 @@ class _FormState:
         if self._is_file:
             self.upload.size += end - start
             if self.upload.size > self.max_bytes:
-                self._fail(413, f"upload over this server's limit of {_megabytes(self.max_bytes)}")
+                self._fail(413, f"upload over this server's limit of {_mebibytes(self.max_bytes)}")
                 return
             self.pending += data[start:end]
         else:
@@ -151,8 +159,35 @@ class _FormState:
             self.upload.fields.setdefault(self._name, []).append(text)
 
 
-def _megabytes(n: int) -> str:
-    return f"{n / (1024 * 1024):g} MB"
+def _mebibytes(n: int) -> str:
+    return f"{n / (1024 * 1024):g} MiB"
+
+
+def temp_dir_problem(temp_dir: str | os.PathLike | None) -> str | None:
+    """Why uploads cannot be stored in ``temp_dir`` (None: the system's temporary folder), or None
+    when a file can be created and removed there (the probe is what every upload will do)."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix="actionclip-probe-", dir=temp_dir)
+    except OSError as exc:  # also tempfile's "no usable temporary directory"
+        return exc.strerror or str(exc)
+    os.close(fd)
+    try:
+        os.unlink(probe)
+    except OSError as exc:
+        return f"a file created there cannot be removed: {exc.strerror or exc}"
+    return None
+
+
+_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+
+
+def storage_problem(exc: OSError) -> Problem:
+    """An upload the server could not store: 507 when its disk is full, else 500; one line that names
+    no server path (the log gets the cause, also in one line)."""
+    cause = exc.strerror or type(exc).__name__
+    log.warning("actionclip serve: cannot store an upload in the temp folder (%s)", cause)
+    status = 507 if exc.errno in _FULL else 500
+    return Problem(status, f"the server cannot store the upload ({cause}); try again later")
 
 
 @contextlib.asynccontextmanager
@@ -173,7 +208,7 @@ async def receive_upload(request: Any, *, max_bytes: int, temp_dir: str | os.Pat
         raise Problem(400, f"expected a multipart/form-data body with a '{FILE_FIELD}' file and 'labels' fields")
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes + 1024 * 1024:  # + room for the fields
-        raise Problem(413, f"upload of {_megabytes(int(declared))} over this server's limit of {_megabytes(max_bytes)}")
+        raise Problem(413, f"upload of {_mebibytes(int(declared))} over this server's limit of {_mebibytes(max_bytes)}")
 
     handle: list[Any] = []
 
@@ -199,13 +234,15 @@ async def receive_upload(request: Any, *, max_bytes: int, temp_dir: str | os.Pat
                     raise state.error
                 await flush()
             parser.finalize()
+            if state.error is not None:
+                raise state.error
+            await flush(force=True)
+            if handle:
+                await pool.run(handle[0].close)
         except MultipartParseError as exc:
             raise Problem(400, f"malformed multipart body ({exc})") from None
-        if state.error is not None:
-            raise state.error
-        await flush(force=True)
-        if handle:
-            await pool.run(handle[0].close)
+        except OSError as exc:  # creating, writing or closing the temporary file
+            raise storage_problem(exc) from None
         yield state.upload
     finally:
         for f in handle:

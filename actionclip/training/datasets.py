@@ -12,7 +12,8 @@ Three layouts are read:
 
 Class names become label *texts* for the text encoder: ``ApplyEyeMakeup`` -> ``apply eye makeup``,
 ``brush_hair`` -> ``brush hair``; the original names are kept in :attr:`VideoDataset.class_names`.
-Built-in class lists (``ucf101``, ``hmdb51``, ``k400``, ``k600``) ship with the package.
+Built-in class lists (``ucf101``, ``hmdb51``, ``k400``, ``k600``) ship with the package; both they
+and the naming rule live in :mod:`actionclip.text.classes`, which every command shares.
 
 Splits never leak one actor/scene into both sides when grouped: UCF101's ``_gNN_`` groups are
 detected from file names (see :func:`group_of`).
@@ -29,6 +30,7 @@ from importlib import resources
 from pathlib import Path
 
 from actionclip.errors import UsageError
+from actionclip.text.classes import BUILTIN_CLASS_LISTS, builtin_classes, builtin_key, humanize, not_a_list
 from actionclip.video import VIDEO_EXTENSIONS
 
 __all__ = [
@@ -49,9 +51,6 @@ __all__ = [
 ]
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
-BUILTIN_CLASS_LISTS = ("ucf101", "hmdb51", "k400", "k600")
-_BUILTIN_ALIASES = {"kinetics400": "k400", "kinetics-400": "k400", "kinetics600": "k600",
-                    "kinetics-600": "k600", "ucf-101": "ucf101", "hmdb": "hmdb51", "hmdb-51": "hmdb51"}
 # UCF101 names clips v_<Class>_g<group>_c<clip>; one group is one actor/scene.
 UCF_GROUP = re.compile(r"_g(\d+)_c\d+", re.IGNORECASE)
 
@@ -125,32 +124,9 @@ class VideoDataset:
         return [keys[_norm(n)] for n in names]
 
 
-def humanize(name: str) -> str:
-    """A class name as natural label text: ``ApplyEyeMakeup`` -> ``apply eye makeup``,
-    ``brush_hair`` -> ``brush hair``; names that already contain spaces only lose underscores."""
-    name = name.strip().replace("_", " ")
-    if " " not in name and any(c.isupper() for c in name[1:]):
-        # CamelCase: split before each capital that follows a lower-case letter or digit, and before
-        # the last capital of an acronym run ("HTTPServer" -> "HTTP Server").
-        name = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", " ", name)
-        return name.lower()
-    if " " not in name:
-        return name.lower()
-    return re.sub(r"\s+", " ", name)
-
-
 def _norm(name: str) -> str:
     """Key that matches a class across spellings (``ApplyEyeMakeup`` == ``apply_eye_makeup``)."""
     return re.sub(r"[^a-z0-9]", "", name.lower())
-
-
-def builtin_classes(name: str) -> list[str]:
-    """Original class names of a built-in list (``ucf101``, ``hmdb51``, ``k400``, ``k600``)."""
-    key = _BUILTIN_ALIASES.get(name.lower(), name.lower())
-    if key not in BUILTIN_CLASS_LISTS:
-        raise UsageError(f"{name}: unknown class list (built-in: {', '.join(BUILTIN_CLASS_LISTS)})")
-    text = resources.files("actionclip").joinpath("data", "classes", f"{key}.txt").read_text("utf-8")
-    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def load_classes(spec: str | Path) -> list[str]:
@@ -158,12 +134,11 @@ def load_classes(spec: str | Path) -> list[str]:
 
     A file holds one name per line, or the original ActionCLIP ``id,name`` CSV (header optional).
     """
-    if isinstance(spec, str) and _BUILTIN_ALIASES.get(spec.lower(), spec.lower()) in BUILTIN_CLASS_LISTS \
-            and not Path(spec).exists():
+    if isinstance(spec, str) and builtin_key(spec) and not Path(spec).exists():
         return builtin_classes(spec)
     path = Path(spec)
     if not path.is_file():
-        raise UsageError(f"{spec}: not a class list file nor a built-in list ({', '.join(BUILTIN_CLASS_LISTS)})")
+        raise UsageError(f"{spec}: no such class list file, and {not_a_list(str(spec))}")
     lines = [ln.strip() for ln in path.read_text("utf-8-sig").splitlines() if ln.strip()]
     if lines and lines[0].replace(" ", "").lower() == "id,name":
         lines = lines[1:]

@@ -180,7 +180,9 @@ def evaluate(
     from actionclip.model.label_cache import encode_labels
 
     label_emb = encode_labels(model, dataset.classes, templates)  # cached on disk (not for a model in training)
-    report_failure = on_failure or (lambda s, e: print(f"actionclip: error: {s.path}: {e}", file=sys.stderr))
+    from actionclip.results import error_line
+
+    report_failure = on_failure or (lambda s, e: print(error_line(str(s.path), e), file=sys.stderr))
     num_classes = len(dataset.classes)
     confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
     predictions: list[dict[str, Any]] = []
@@ -191,7 +193,8 @@ def evaluate(
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(dataset), desc="eval", unit="video", file=sys.stderr, leave=False)
+        bar = tqdm(total=len(dataset), desc="eval", unit="video", file=sys.stderr, leave=False,
+                   disable=not sys.stderr.isatty())  # a log file gets the results, not bar redraws
 
     prepare = SampleViews(model.views, frames, clips, crops)
     try:

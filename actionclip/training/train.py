@@ -364,7 +364,10 @@ def train(
     config = config or TrainConfig()
     config.check()
     ddp, device = _init_distributed(config.device)
-    say = log or ((lambda m: print(m, file=sys.stderr, flush=True)) if ddp.main else (lambda m: None))
+    # The run's log (plan, epochs, checkpoints) is the command's output; only warnings go to stderr,
+    # so a run that fails leaves its error as the one line there.
+    say = log or ((lambda m: print(m, file=sys.stderr if m.startswith("warning:") else sys.stdout, flush=True))
+                  if ddp.main else (lambda m: None))
     out = Path(out_dir)
     last_path = out / LAST
     resuming = resume and last_path.is_file()
@@ -528,12 +531,12 @@ def _usable(items: list, dataset: VideoDataset, bad: set[Path], say: Callable[[s
     """The prepared items of a batch, with clips that failed to decode replaced by copies of good ones
     (a batch keeps its size, which DDP needs); each bad file is reported once."""
     good = [item for item in items if not isinstance(item[1], Exception)]
+    if not good:  # the error names the cause; no warning line per clip before it
+        raise UsageError(f"{dataset.source}: every clip of a batch failed to decode (last: {items[-1][1]})")
     for (epoch, index), result in items:
         if isinstance(result, Exception) and dataset[index].path not in bad:
             bad.add(dataset[index].path)
             say(f"warning: skipping {dataset[index].path}: {result}")
-    if not good:
-        raise UsageError(f"{dataset.source}: every clip of a batch failed to decode (last: {items[-1][1]})")
     return [good[i % len(good)] for i in range(len(items))]
 
 
@@ -549,7 +552,7 @@ class _progress:
 
     def __init__(self, total: int, desc: str, enabled: bool):
         self.bar = None
-        if enabled:
+        if enabled and sys.stderr.isatty():  # a log file gets the epoch lines, not bar redraws
             from tqdm import tqdm
 
             self.bar = tqdm(total=total, desc=desc, unit="batch", file=sys.stderr, leave=False)

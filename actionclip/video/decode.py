@@ -128,9 +128,10 @@ class _Video:
     def _open(self) -> Any:
         import av
 
+        from actionclip.video.pyav import open_input
+
         try:
-            # One of the shared clips has non-UTF-8 metadata; never fail on metadata.
-            return av.open(self.path, metadata_errors="replace", options=self._options)
+            return open_input(self.path, options=self._options)  # never fails on metadata text
         except av.error.FFmpegError as exc:
             raise VideoError(f"{self.path}: not a video FFmpeg can read, or corrupt "
                              f"({_av_error_cause(exc)})") from None

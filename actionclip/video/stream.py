@@ -199,10 +199,12 @@ class FrameStream:
     def _open(self) -> Any:
         import av
 
+        from actionclip.video.pyav import open_input
+
         src = self.source
         try:
-            return av.open(src.target, mode="r", format=src.format, options=src.options or None,
-                           timeout=self.timeout if src.kind in ("url", "device") else None)
+            return open_input(src.target, format=src.format, options=src.options or None,
+                              timeout=self.timeout if src.kind in ("url", "device") else None)
         except (av.error.FFmpegError, OSError) as exc:
             raise VideoError(f"{src.name}: cannot open ({_cause(exc)})") from None
         except ValueError as exc:  # an unknown --format: retrying cannot help, so not a VideoError

@@ -58,8 +58,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from actionclip.bench.run import BenchConfig, format_table, rows_to_json, run_bench
     from actionclip.errors import UsageError
+    from actionclip.extras import require
+
+    # Before the torch import and the minutes of timing: the reference rows need the bench extra.
+    needed = (["transformers"] if not args.no_hf else []) + (["onnx", "onnxruntime"] if not args.no_onnx else [])
+    require("bench", "actionclip bench", modules=needed, alternative="or leave those rows out: --no-hf, --no-onnx")
+    from actionclip.bench.run import BenchConfig, format_table, rows_to_json, run_bench
 
     for name in args.dtypes:
         if name not in ("fp32", "bf16", "fp16"):
@@ -70,6 +75,10 @@ def run(args: argparse.Namespace) -> int:
         hf=not args.no_hf, onnx=not args.no_onnx, int8=args.int8, compile=args.compile,
         cuda_graphs=args.cuda_graphs, clip=args.clip, threads=args.threads,
     )
+    if args.clip:  # the end-to-end row comes last: a bad clip must fail before the minutes of timing
+        from actionclip.video import probe
+
+        probe(args.clip)
     from actionclip.files import check_writable, write_text
 
     out = Path(args.json) if args.json else None

@@ -69,20 +69,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _load_model(args: argparse.Namespace):
-    """The torch model, or the ONNX Runtime one for ``--backend onnx`` (which never imports torch)."""
+    """The torch model, or the ONNX Runtime one for ``--backend onnx`` (which never imports torch; one
+    line on stderr says which graphs run)."""
+    if args.backend != "onnx" and args.onnx_precision != "auto":
+        raise UsageError(f"--onnx-precision {args.onnx_precision} needs --backend onnx")
     if args.backend == "onnx":
-        try:
-            from actionclip.onnx import backend as onnx_backend
-        except ImportError as exc:
-            raise UsageError(f"--backend onnx: the ONNX backend cannot be loaded ({exc}); "
-                             "install it with: pip install 'actionclip[onnx]'") from None
+        from actionclip.extras import require
+
+        require("onnx", "--backend onnx", modules=["onnxruntime"])
+        from actionclip.onnx import backend as onnx_backend
         if not Path(args.model).expanduser().exists():
             raise UsageError(f"--backend onnx: --model {args.model!r} must be the folder written by "
                              "'actionclip export MODEL --onnx DIR' (or its JSON file)")
         if args.dtype != "auto":
             raise UsageError(f"--backend onnx: --dtype {args.dtype} is not supported (the export's precision is used)")
         providers = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
-        return onnx_backend.load(Path(args.model).expanduser(), providers=providers.get(args.device))
+        model = onnx_backend.load(Path(args.model).expanduser(), precision=args.onnx_precision,
+                                  providers=providers.get(args.device))
+        print(f"actionclip: running the {model.precision} ONNX graphs of {model.metadata_path.parent} "
+              f"({model.providers[0]})", file=sys.stderr)
+        return model
     return options.load_model(args)
 
 
@@ -120,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         model = _load_model(args)
         frames = args.frames or int(model.num_frames)
         templates = templates or model.templates
-        key = run_key(model_id(args.model), frames, args.clips, args.crops, labels, templates)
+        key = run_key(model_id(args.model) + _precision_tag(model), frames, args.clips, args.crops, labels, templates)
         if results_file:
             done = results_file.done(key)
             skipped = [v for v in videos if v.path in done]
@@ -132,6 +138,12 @@ def run(args: argparse.Namespace) -> int:
         if results_file:
             results_file.close()
     return 1 if failed else 0
+
+
+def _precision_tag(model: Any) -> str:
+    """``" (int8)"`` for quantised ONNX graphs: their records name it, and a results file written with
+    fp32 graphs is not taken as done by them (fp32 records keep their name and key)."""
+    return " (int8)" if getattr(model, "precision", None) == "int8" else ""
 
 
 def _show(args: argparse.Namespace, record: dict[str, Any], results_file: ResultsFile | None, write: Any) -> None:
@@ -171,7 +183,7 @@ def _classify_all(args, model, videos, labels, templates, frames, key, results_f
 
     if not videos:
         return 0
-    model_name = str(getattr(model, "name", None) or args.model)
+    model_name = str(getattr(model, "name", None) or args.model) + _precision_tag(model)
     on_gpu = "cuda" in str(getattr(model, "device", "")) or "CUDA" in str(getattr(model, "providers", [""])[0])
     batch_size = args.batch_size or (8 if on_gpu else 1)
     prepare = PrepareViews(model.views, frames, args.clips, args.crops)

@@ -61,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
     report = evaluate(model, ds, templates=templates, frames=args.frames, clips=args.clips, crops=args.crops,
                       batch_size=args.batch_size, workers=args.workers, processes=args.processes, progress=not args.quiet,
                       settings={"model": args.model, "subset": subset})
+    if report.evaluated == 0:
+        return 1  # every clip failed, each with its line: no report of nothing is written
     json_path = report.save_json(out / "report.json")
     png_path = report.save_confusion(out / "confusion.png")
     print(f"{args.data}: {len(ds.classes)} classes" + (f" ({subset})" if subset != "all" else ""))

@@ -1,7 +1,8 @@
 """``actionclip export MODEL --onnx DIR``: write the model as three ONNX graphs (ailia's layout).
 
 The result runs without torch: ``actionclip classify --backend onnx -m DIR VIDEO ...`` or
-``actionclip.onnx.backend.load(DIR)``.
+``actionclip.onnx.backend.load(DIR)`` (``--onnx-precision int8`` / ``precision="int8"``: the graphs of
+``--int8``).
 """
 
 from __future__ import annotations
@@ -34,13 +35,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        import onnx  # noqa: F401
-    except ImportError:
-        from actionclip.errors import UsageError
+    from actionclip.extras import require
 
-        raise UsageError("export --onnx: the 'onnx' package is not installed "
-                         "(pip install 'actionclip[onnx]')") from None
+    # onnx writes and checks the graphs; ONNX Runtime quantises them to int8 and measures the drift.
+    require("onnx", "export --onnx", modules=["onnx", "onnxruntime"] if args.int8 else ["onnx"])
     from actionclip.files import check_writable
     from actionclip.loading.load import load
     from actionclip.onnx.export import export_onnx
@@ -59,5 +57,6 @@ def run(args: argparse.Namespace) -> int:
         print("int8 drift on random inputs (max abs diff of unit embeddings / probabilities): "
               + ", ".join(f"{k} {v:.2g}" for k, v in drift.items()))
     print(f"  metadata: {result.metadata_path}")
-    print(f"done in {result.seconds:.1f} s; run it with: actionclip classify --backend onnx -m {result.directory} VIDEO -t LABEL ...")
+    print(f"done in {result.seconds:.1f} s; run it with: actionclip classify --backend onnx -m {result.directory} VIDEO -t LABEL ..."
+          + (" (add --onnx-precision int8 for the int8 graphs)" if result.int8_files else ""))
     return 0

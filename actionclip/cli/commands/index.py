@@ -48,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from actionclip.collection import index
+    from actionclip.collection.build import NothingIndexed
     from actionclip.results import error_line
 
     bar = tqdm(total=0, unit="video", file=sys.stderr, disable=not sys.stderr.isatty(), leave=False)
@@ -57,12 +58,19 @@ def run(args: argparse.Namespace) -> int:
         bar.refresh()
 
     with bar:
-        idx = index(args.videos, args.out, model=args.model, frames=args.frames, clips=args.clips, crops=args.crops,
-                    window=args.window, stride=args.stride, device=args.device,
-                    dtype=None if args.dtype == "auto" else args.dtype, batch_size=args.batch_size,
-                    workers=args.workers, ray=args.ray, on_start=start,
-                    on_error=lambda name, exc: bar.write(error_line(name, exc), file=sys.stderr),
-                    on_video=lambda name: bar.update(1))
+        try:
+            idx = index(args.videos, args.out, model=args.model, frames=args.frames, clips=args.clips,
+                        crops=args.crops, window=args.window, stride=args.stride, device=args.device,
+                        dtype=None if args.dtype == "auto" else args.dtype, batch_size=args.batch_size,
+                        workers=args.workers, ray=args.ray, on_start=start,
+                        on_error=lambda name, exc: bar.write(error_line(name, exc), file=sys.stderr),
+                        on_video=lambda name: bar.update(1))
+        except NothingIndexed:
+            return 1  # each video's cause has had its line; no index was left behind
+    return _summary(args, idx)
+
+
+def _summary(args: argparse.Namespace, idx) -> int:
     report = idx.report
     parts = [f"{report.encoded} encoded" + (f" ({report.replaced} changed)" if report.replaced else ""),
              f"{report.unchanged} unchanged"]

@@ -44,8 +44,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="let clients name a server-side path or URL ('url' field) instead of uploading")
     net.add_argument("--access-log", action="store_true", help="log every request")
     lim = p.add_argument_group("limits")
-    lim.add_argument("--max-upload-mb", type=positive_float, default=200.0, metavar="MB",
-                     help="largest upload, checked while it streams (default 200)")
+    # MiB (2**20 bytes), as nginx's client_max_body_size counts; --max-upload-mb, its old name,
+    # stays accepted (hidden) and always meant MiB.
+    lim.add_argument("--max-upload-mib", dest="max_upload_mib", type=positive_float, default=200.0, metavar="MIB",
+                     help="largest upload in MiB (2^20 bytes), checked while it streams (default 200)")
+    lim.add_argument("--max-upload-mb", dest="max_upload_mib", type=positive_float, help=argparse.SUPPRESS)
     lim.add_argument("--max-duration", type=non_negative_float, default=600.0, metavar="SECONDS",
                      help="longest video accepted (default 600; 0: no limit)")
     lim.add_argument("--queue-size", type=positive_int, default=64, metavar="N",
@@ -77,13 +80,18 @@ def run(args: argparse.Namespace) -> int:
     from actionclip.serve.server import bind, run_server
     from actionclip.serve.settings import ServeSettings
 
-    if args.temp_dir and not Path(args.temp_dir).is_dir():
-        from actionclip.errors import UsageError
+    from actionclip.errors import UsageError
+    from actionclip.serve.uploads import temp_dir_problem
 
+    if args.temp_dir and not Path(args.temp_dir).is_dir():
         raise UsageError(f"--temp-dir {args.temp_dir}: no such folder")
+    problem = temp_dir_problem(args.temp_dir)  # now, not as a 500 on every upload
+    if problem:
+        where = f"--temp-dir {args.temp_dir}" if args.temp_dir else "the system's temporary folder (choose one with --temp-dir)"
+        raise UsageError(f"{where}: uploads cannot be stored there ({problem})")
     templates = options.templates_from(args)
     settings = ServeSettings(
-        host=args.host, port=args.port, token=args.token, max_upload_mb=args.max_upload_mb,
+        host=args.host, port=args.port, token=args.token, max_upload_mib=args.max_upload_mib,
         max_duration=args.max_duration, allow_urls=args.allow_urls, max_wait=args.max_wait,
         queue_size=args.queue_size, timelines=args.timelines, temp_dir=Path(args.temp_dir) if args.temp_dir else None,
         drain_timeout=args.drain_timeout,

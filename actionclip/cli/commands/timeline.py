@@ -1,7 +1,9 @@
 """``actionclip timeline``: when does each action happen in a (long) video?
 
 Writes ``PREFIX.windows.csv/.json`` (every window's scores), ``PREFIX.segments.csv/.json`` (the
-detected segments) and ``PREFIX.png`` (one lane per label), and prints the segments.
+detected segments) and ``PREFIX.png`` (one lane per label), and prints the segments. With ``--format
+activitynet|thumos14 -o FILE`` it runs on every video given and writes all their segments to FILE as
+detection results, which ``actionclip detection-map`` scores.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "Writes PREFIX.windows.csv/.json, PREFIX.segments.csv/.json and PREFIX.png.",
         epilog="example: actionclip timeline match.mp4 --text 'scoring a goal' --text 'a foul' --stride 0.5",
     )
-    p.add_argument("video", metavar="VIDEO", help="video file")
+    p.add_argument("video", metavar="VIDEO", nargs="+", help="video file (with --format: files, folders, globs)")
     options.add_detection(p)
     p.add_argument("--stride", type=positive_float, default=1.0, metavar="SECONDS",
                    help="seconds between window starts (default 1)")
@@ -38,10 +40,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="join segments of a label separated by less than S seconds (default 0)")
     p.add_argument("--start", type=non_negative_float, metavar="SECONDS", help="start here")
     p.add_argument("--end", type=positive_float, metavar="SECONDS", help="stop here")
-    p.add_argument("-o", "--out", metavar="PREFIX", help="output prefix (default: the video's name without extension)")
+    p.add_argument("-o", "--out", metavar="PREFIX", help="output prefix (default: the video's name without extension); "
+                   "with --format: the file to write")
     p.add_argument("--no-plot", action="store_true", help="do not write PREFIX.png")
     p.add_argument("--annotate", metavar="OUT.mp4", help="also write the video with the current label drawn on it")
     p.add_argument("--json", action="store_true", help="print the segments (with settings and stats) as JSON")
+    p.add_argument("--format", choices=("activitynet", "thumos14"),
+                   help="write every video's segments to -o FILE as detection results (video id: the file "
+                        "stem; thumos14 class ids: the labels' order), for 'actionclip detection-map'")
     options.add_batch_size(p, default=32, what="frames per image-encoder call")
     p.set_defaults(func=run)
 
@@ -54,6 +60,14 @@ def _fmt_time(seconds: float) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from actionclip.temporal.timeline import timeline
+
+    if args.format:
+        return _run_format(args)
+    if len(args.video) > 1:
+        from actionclip.errors import UsageError
+
+        raise UsageError("several videos: give --format activitynet|thumos14 and -o FILE (one file for all)")
+    args.video = args.video[0]
 
     if not Path(args.video).is_file():
         from actionclip.errors import VideoError
@@ -109,3 +123,45 @@ def run(args: argparse.Namespace) -> int:
               f"mean {seg.mean_score:.2f}  peak {seg.peak_score:.2f} at {_fmt_time(seg.peak_time)}")
     print("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0
+
+
+def _run_format(args: argparse.Namespace) -> int:
+    """Timelines of every video, written to one detection-results file; a failing video is one line."""
+    from actionclip.errors import UsageError
+    from actionclip.evaluation.predictions import run_timelines, video_id, write_predictions
+    from actionclip.files import check_writable
+    from actionclip.video.inputs import InputError, expand_videos
+
+    if not args.out:
+        raise UsageError(f"--format {args.format} needs -o FILE (the detection results to write)")
+    check_writable(args.out)
+    inputs = expand_videos(args.video)
+    failed = [f"{i.name}: {i.cause}" for i in inputs if isinstance(i, InputError)]
+    videos = [i.path for i in inputs if not isinstance(i, InputError)]
+    by_id: dict[str, str] = {}
+    for v in videos:
+        if video_id(v) in by_id:
+            raise UsageError(f"{v}: same video id {video_id(v)!r} as {by_id[video_id(v)]} (ids are file stems)")
+        by_id[video_id(v)] = v
+    labels = options.labels_from(args)
+    model = options.load_model(args) if videos else None
+
+    def on_error(video: str, exc: Exception) -> None:
+        failed.append(f"{video}: {exc}" if not str(exc).startswith(video) else str(exc))
+        print(f"actionclip: error: {failed[-1]}", file=sys.stderr)
+
+    def on_done(result) -> None:
+        if not args.json:
+            print(f"{result.video}: {len(result.segments)} segment(s)")
+
+    for line in failed:
+        print(f"actionclip: error: {line}", file=sys.stderr)
+    results = run_timelines(model, videos, labels, on_error=on_error, on_done=on_done, **options.timeline_options(args))
+    path = write_predictions(args.out, results, args.format)
+    if args.json:
+        print(json.dumps({"file": str(path), "format": args.format, "videos": len(results),
+                          "segments": sum(len(r.segments) for r in results), "failed": failed}))
+    else:
+        print(f"wrote {path} ({args.format}: {len(results)} videos, "
+              f"{sum(len(r.segments) for r in results)} segments)")
+    return 1 if failed else 0

@@ -86,8 +86,21 @@ def run(args: argparse.Namespace) -> int:
         grad_clip=args.grad_clip, seed=args.seed, workers=args.workers, cache_frames=args.cache_frames,
         device=args.device, eval_every=args.eval_every, progress=not args.quiet,
     )
+    out_existed = os.path.lexists(args.out)
     try:
         result = train(args.model, data, args.out, config, val_set=val, resume=args.resume)
+    except BaseException:
+        from pathlib import Path
+
+        from actionclip.training.train import LAST
+
+        # The folder is this run's own: if it failed before its first checkpoint, nothing in it can
+        # be resumed, so none of it is left behind.
+        if not out_existed and not (Path(args.out) / LAST).exists():
+            import shutil
+
+            shutil.rmtree(args.out, ignore_errors=True)
+        raise
     finally:
         import torch.distributed as dist
 

@@ -39,8 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="seconds between updates (default 1)")
     p.add_argument("--top-k", type=positive_int, default=3, metavar="N", help="labels shown per update (default 3)")
     p.add_argument("--json", action="store_true", help="one JSON object per update")
-    p.add_argument("-v", "--verbose", action="store_true",
-                   help="also show latency (frame arrival to printed score), reconnects and dropped frames")
+    options.add_verbose(p, also="latency (frame arrival to printed score), reconnects and dropped frames",
+                        short=True)
     p.add_argument("--format", metavar="FMT", help="force the FFmpeg demuxer (e.g. mpegts, mjpeg, v4l2)")
     p.add_argument("--option", action="append", type=_option, default=[], metavar="KEY=VALUE",
                    help="demuxer/protocol option, e.g. rtsp_transport=udp or video_size=640x480 (repeat)")
@@ -61,6 +61,10 @@ def run(args: argparse.Namespace) -> int:
     from actionclip.video.stream import parse_source
 
     source = parse_source(args.source, format=args.format, options=dict(args.option))  # checks before loading
+    if source.kind == "file" and not source.format:
+        from actionclip.video import probe
+
+        probe(source.target)  # a file that is no video is its one error line, before any "watching"
     labels, templates = options.labels_from(args), options.templates_from(args)  # checked before loading
     model = options.load_model(args)
     summary = LiveSummary(labels)

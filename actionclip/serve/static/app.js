@@ -226,7 +226,7 @@ const UNPLAYABLE = /\.(avi|mkv|wmv|flv|mpg|mpeg|m2ts|mts|ts|3gp|ogv|divx|vob|asf
 function choose(file) {
   if (!file) return;
   chosen = file;
-  $("file-name").textContent = `${file.name} (${(file.size / 1048576).toFixed(1)} MB)`;
+  $("file-name").textContent = `${file.name} (${(file.size / 1048576).toFixed(1)} MiB)`;
   $("classify").disabled = false;
   $("results").replaceChildren(); // the ranking of the previous video no longer applies
   $("lanes").replaceChildren();
