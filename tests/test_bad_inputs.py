@@ -43,6 +43,13 @@ TABLE: dict[str, tuple[str, ...]] = {
     "bench": ("missing file", "empty file", "not a video", "truncated video", "unwritable output",
               "corrupt checkpoint", "malicious checkpoint"),  # its --clip, --json and --model
     "models": (),  # takes no input at all
+    # the ground truth is the input (missing, empty, plain text); the predictions are good
+    "detection_map": ("missing file", "empty file", "not a video"),
+    # the index is the input, as for search; the captions are good
+    "eval_retrieval": ("missing file", "empty file", "not a video"),
+    # videos scored against a good ground truth that names every video's stem
+    "eval_timeline": tuple(i for i in ALL if i != "empty label list"),  # labels come from the ground truth
+    "eval_open_vocab": (*MODEL_FILE, "unwritable output"),  # the dataset list and the model
 }
 CASES = [(command, bad) for command, bads in TABLE.items() for bad in bads]
 
@@ -74,6 +81,15 @@ def inputs(tmp_path_factory, tiny_checkpoint) -> dict[str, Path]:
     (root / "blocker").write_text("a file where an output folder would go\n")
     (root / "not-an-index").write_text("notes\n")
     (root / "empty-index").write_bytes(b"")
+    import json
+
+    (root / "gt.json").write_text(json.dumps({"version": "1.3", "taxonomy": [], "database": {
+        stem: {"subset": "validation", "duration": 1.0, "annotations": [{"segment": [0.0, 0.5], "label": "running"}]}
+        for stem in ("good", "missing", "empty", "notes", "truncated")}}))
+    (root / "pred.json").write_text(json.dumps({"version": "1.3", "external_data": {}, "results": {
+        "good": [{"label": "running", "score": 0.9, "segment": [0.0, 0.5]}]}}))
+    (root / "captions.csv").write_text("video_id,sentence\ngood,someone running\n")
+    (root / "four-labels.txt").write_text("running\nwalking\njumping\nsitting\n")
     return {"root": root, "good": good, "ckpt": Path(tiny_checkpoint)}
 
 
@@ -114,6 +130,23 @@ def _argv(command: str, bad: str, f: dict[str, Path], out: Path) -> tuple[list[s
         argv = [index, "" if bad == "empty label list" else "someone running", "--device", "cpu"]
     elif command == "export":
         argv = [model, "--onnx", dest / "onnx"]
+    elif command == "detection_map":
+        gt = {"missing file": root / "missing.json", "empty file": root / "empty-index",
+              "not a video": root / "not-an-index"}[bad]
+        argv = [gt, root / "pred.json", "--json"]
+    elif command == "eval_retrieval":
+        index = {"missing file": root / "missing.index", "empty file": root / "empty-index",
+                 "not a video": root / "not-an-index"}[bad]
+        argv = [index, root / "captions.csv", "--device", "cpu"]
+    elif command == "eval_timeline":
+        argv = [video, "--ground-truth", root / "gt.json", *run, "--window", "1", "--out", dest / "run"]
+    elif command == "eval_open_vocab":
+        data = {"missing file": root / "missing.csv", "empty file": root / "empty.mp4"}.get(bad)
+        if data is None:
+            data = out.parent / f"{out.name}.csv"
+            data.write_text("".join(f"path,label\n{f['good']},{c}\n" if i == 0 else f"{f['good']},{c}\n"
+                                    for i, c in enumerate(("running", "walking", "jumping", "sitting"))))
+        argv = [data, "--labels", root / "four-labels.txt", *run, "--splits", "1", "--out", dest / "run"]
     elif command == "serve":
         argv = [*run, "--port", "0", "--temp-dir", dest if bad == "unwritable output" else out]
     elif command == "download":
@@ -128,7 +161,7 @@ def _argv(command: str, bad: str, f: dict[str, Path], out: Path) -> tuple[list[s
                 "--dtypes", "fp32", "--no-hf", "--no-onnx", "--repeats", "1", "--budget", "0.1", "-q"]
     else:
         raise AssertionError(f"no bad input for {command}")
-    return [command, *map(str, argv)], env
+    return [command.replace("_", "-"), *map(str, argv)], env
 
 
 def _run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:

@@ -43,7 +43,7 @@ def test_two_gloo_processes_match_one_process_on_the_doubled_batch(clips, tiny_c
            "--workers", "0", "--quiet", "--cache-frames", "--device", "cpu"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "2 process(es)" in proc.stdout  # train's log is on stdout (its warnings on stderr)
+    assert "2 process(es)" in proc.stdout  # the training log goes to stdout, warnings to stderr
 
     # Compare what the models compute, not raw weights: the gradient of attention key biases is
     # mathematically zero, so its float noise (which differs between 1 and 2 processes) is blown up

@@ -16,6 +16,7 @@ views, templates), from the stored features: :meth:`Index.classify`.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -79,7 +80,7 @@ class Index:
 
     def __init__(self, path: str | os.PathLike, *, model: VideoTextModel | None = None, device: str = "auto",
                  dtype: str | None = None):
-        require_lancedb()
+        require_lancedb(now=False)  # imported with the table, on first use (seconds: see search)
         self.store = Store(path)
         self.path = self.store.path
         self.meta = self.store.read_meta()
@@ -87,6 +88,7 @@ class Index:
         self._device, self._dtype = device, dtype
         self._model = model
         self._checked = model is None
+        self._text_side: Any = False  # not looked for yet
 
     @property
     def model(self) -> VideoTextModel:
@@ -109,23 +111,50 @@ class Index:
     # --- search -----------------------------------------------------------------------------------
 
     def _query(self, text: str) -> Any:
-        """The query in every template: ``[K, 1, D]`` L2-normalised, the model's backend."""
+        """The query in every template: ``[K, 1, D]`` L2-normalised, the model's backend; by the
+        model's text side alone when the whole model is not loaded and the text side will do
+        (:mod:`~actionclip.collection.text_side`: no torch, weights memory-mapped), and then through
+        the disk cache of label embeddings, so a query asked before is read, not encoded."""
         from actionclip.workflows.label_cache import encode_labels
 
-        return encode_labels(self.model, [text], cache=False)
+        side = self.text_side()
+        if side is not None:
+            return encode_labels(side, [text])
+        return encode_labels(self.model, [text], cache=False)  # a server keeps its own cache of queries
+
+    def text_side(self) -> Any:
+        """The :class:`~actionclip.collection.text_side.TextSide` queries are embedded with, or None
+        when they need the whole model (it is loaded, or the model's text is not plain CLIP's)."""
+        if self._model is not None:
+            return None
+        if self._text_side is False:
+            from actionclip.collection.text_side import text_side
+
+            self._text_side = text_side(self.meta["model"], dtype=self._dtype, device=self._device)
+        return self._text_side
+
+    def embed_query(self, text: str) -> Any:
+        """The query ``text`` as :meth:`search` embeds it (``[K, 1, D]``), to keep and pass as ``query``."""
+        return self._query(text)
 
     def search(self, text: str, top_k: int = 10, *, kind: str | None = None, nprobes: int = 20,
-               refine_factor: int = 5) -> list[Hit]:
+               refine_factor: int = 5, query: Any = None) -> list[Hit]:
         """The ``top_k`` best videos, and the ``top_k`` best moments when the index has them, for a
         free-text query; highest score first. ``kind``: only ``"video"`` or only ``"window"`` hits.
-        ``nprobes``/``refine_factor`` tune the ANN index once there is one (ignored before)."""
+        ``nprobes``/``refine_factor`` tune the ANN index once there is one (ignored before).
+        ``query``: ``text`` already embedded by :meth:`embed_query` (a server caches them)."""
         from actionclip.errors import UsageError
 
         if kind not in (None, "video", "window"):
             raise UsageError(f"kind {kind!r}: must be 'video' or 'window'")
         if top_k < 1:
             raise UsageError(f"top_k must be at least 1, got {top_k}")
-        query = self._query(text)
+        if query is None:
+            # LanceDB takes seconds to import: open the table while the query is embedded
+            opening = threading.Thread(target=self._open_table_quietly, daemon=True)
+            opening.start()
+            query = self._query(text)
+            opening.join()
         kinds = [kind] if kind else ["video"] + (["window"] if self.moments else [])
         hits: list[Hit] = []
         for k in kinds:
@@ -133,13 +162,20 @@ class Index:
                      else self._search_vectors(query, top_k, k, nprobes, refine_factor))
         return sorted(hits, key=lambda h: -h.score)
 
+    def _open_table_quietly(self) -> None:
+        try:
+            self.store.table()
+        except Exception:  # noqa: BLE001 - the search opens it again and reports the error in one line
+            pass
+
     def _search_vectors(self, query: Any, top_k: int, kind: str, nprobes: int, refine_factor: int) -> list[Hit]:
         table = self.store.table()
         if table is None:
             return []
         from actionclip.model.scoring import NUMPY
 
-        q = NUMPY.l2(self.model.ops.to_numpy(query).mean(axis=0)[0])
+        values = query if isinstance(query, np.ndarray) else self.model.ops.to_numpy(query)
+        q = NUMPY.l2(values.mean(axis=0)[0])
         # "_distance" is selected by name: LanceDB's implicit addition of it to a projection is deprecated
         # (a warning per query from its Rust core), and metric() is the old alias of distance_type().
         search = (table.search(q.astype(np.float32), vector_column_name="vector").distance_type("dot")

@@ -48,11 +48,24 @@ META = "index.json"
 ANN_MIN_ROWS = 50_000
 
 
-def require_lancedb() -> Any:
+def require_lancedb(*, now: bool = True) -> Any:
     """``lancedb`` (and the ``pyarrow`` it writes with), or a one-line error saying how to install
-    them. Called before any work, so a missing extra fails at once rather than after the encoding."""
+    them. Called before any work, so a missing extra fails at once rather than after the encoding.
+    ``now=False`` only checks that both are installed (importing lancedb takes seconds; a search
+    imports it while its query is embedded) and returns None."""
     from actionclip.extras import require
 
+    if not now:
+        import importlib.util
+
+        def installed(name: str) -> bool:
+            try:
+                return importlib.util.find_spec(name) is not None
+            except (ImportError, ValueError):  # ValueError: sys.modules[name] is None (blocked)
+                return False
+
+        if all(installed(name) for name in ("lancedb", "pyarrow")):
+            return None
     require("index", "video indexes")
     import lancedb
 

@@ -15,6 +15,9 @@ One module per concept, so each can be read (and tested) on its own:
 * :mod:`~actionclip.serve.problems`: every error as ``{"error": "<one line>"}`` with its status;
 * :mod:`~actionclip.serve.params`: form fields to checked options;
 * :mod:`~actionclip.serve.watch`: the ``/v1/watch`` WebSocket (webcam frames in, live scores out);
+* :mod:`~actionclip.serve.search`: an index served (``--index``): search, uploads added, classification;
+* :mod:`~actionclip.serve.media`: the indexed videos by id: thumbnails, playable previews, a cache;
+* :mod:`~actionclip.serve.search_routes`: the routes of those two, and ``/v1/preview``;
 * :mod:`~actionclip.serve.app`: the routes; :mod:`~actionclip.serve.server`: the process (socket,
   uvicorn, signals); ``static/``: the page, served by the package itself (no CDN);
 * :mod:`~actionclip.serve.client`: a standard-library client of the API (scripts, tests, benchmarks).

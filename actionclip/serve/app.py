@@ -72,8 +72,9 @@ def _swagger_assets() -> Path | None:
 
 
 def create_app(engine: Engine, settings: ServeSettings, admission: Admission | None = None,
-               on_ready: Any = None) -> Any:
-    """The FastAPI application serving ``engine``; it closes the engine when the server stops."""
+               on_ready: Any = None, search: Any = None) -> Any:
+    """The FastAPI application serving ``engine`` (and the index of ``search``, a
+    :class:`~actionclip.serve.search.SearchService`, when given); it closes the engine when the server stops."""
     from fastapi import Depends, FastAPI, Request, WebSocket
     from fastapi.responses import FileResponse
     from fastapi.staticfiles import StaticFiles
@@ -157,7 +158,8 @@ def create_app(engine: Engine, settings: ServeSettings, admission: Admission | N
 
     @app.get("/v1/stats", dependencies=guarded, summary="batching, label cache and queue figures")
     async def stats() -> dict[str, Any]:
-        return {**engine.stats(), "admission": admission.to_dict()}
+        extra = {"search": search.stats()} if search is not None else {}
+        return {**engine.stats(), "admission": admission.to_dict(), **extra}
 
     # --- work -----------------------------------------------------------------------------------
     async def video_of(upload: Upload, fields: Fields) -> tuple[str, str]:
@@ -225,6 +227,13 @@ def create_app(engine: Engine, settings: ServeSettings, admission: Admission | N
             return
         await websocket.accept()
         await run_watch(websocket, engine)
+
+    # --- previews, and the index (serve --index): actionclip.serve.search_routes -------------------
+    from actionclip.serve.search_routes import add_preview_route, add_search_routes
+
+    hooks = dict(engine=engine, settings=settings, admission=admission, guarded=guarded, uploads=uploads)
+    add_preview_route(app, **hooks)
+    add_search_routes(app, search, **hooks)
 
     # --- the page ---------------------------------------------------------------------------------
     @app.get("/", include_in_schema=False)

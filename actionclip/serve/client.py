@@ -119,6 +119,13 @@ class ServeClient:
         """``/v1/classify``: options ``templates``, ``top_k``, ``clips``, ``crops``."""
         return self.post_form("/v1/classify", _form_fields(labels, options), video)
 
+    def search(self, text: str, k: int = 10, only: str | None = None) -> Any:
+        """``/v1/search`` (a server started with ``--index``): ``{"query", "results"}``."""
+        from urllib.parse import urlencode
+
+        query = {"q": text, "k": k, **({"only": only} if only else {})}
+        return self.get(f"/v1/search?{urlencode(query)}")
+
     def timeline(self, video: str | os.PathLike, labels: Sequence[str], **options: Any) -> Any:
         """``/v1/timeline``: options as :func:`actionclip.temporal.timeline.timeline`'s."""
         return self.post_form("/v1/timeline", _form_fields(labels, options), video)

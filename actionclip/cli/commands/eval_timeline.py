@@ -93,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
     for line in failed:
         print(f"actionclip: error: {line}", file=sys.stderr)
     if not ids:
+        if failed:  # each video's cause is said already; a summary line would be a second error
+            return 1
         from actionclip.errors import UsageError
 
         raise UsageError(f"{args.ground_truth}: none of the videos given is in the ground truth")
@@ -110,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
 
     results = run_timelines(model, list(ids), classes, on_error=on_error, **options.timeline_options(args))
     done = {ids[str(r.video)] for r in results if str(r.video) in ids}
+    if not done:  # every video failed, each said so in its own line: nothing to score, nothing written
+        return 1
     pred_path = out / ("predictions.json" if protocol == "activitynet" else "predictions.txt")
     if protocol == "thumos14":
         from actionclip.evaluation.thumos14 import evaluate_thumos14, read_class_list

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from actionclip.cli import options
 from actionclip.cli.options import non_negative_float, non_negative_int, positive_float, positive_int
@@ -25,7 +26,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "  curl -F video=@clip.mp4 -F labels=running -F labels=walking http://127.0.0.1:8000/v1/classify",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    options.add_model(p)
+    options.add_model(p, what="the model (default: with --index, the index's own; else the default model)")
+    p.set_defaults(model=None)
+    p.add_argument("--index", metavar="INDEX",
+                   help="also serve this index (from 'actionclip index'): search, thumbnails, the videos, "
+                        "the page's Search tab")
     options.add_frames(p)
     options.add_templates(p)
     options.add_runtime(p)
@@ -92,11 +97,13 @@ def run(args: argparse.Namespace) -> int:
     ).with_token_from_env()
     sock = bind(settings.host, settings.port)  # a port in use fails now, not after loading
     try:
-        model = options.load_model(args, frames=args.frames)
+        model, search = _model_and_index(args)
         device = str(model.device)
         settings = settings.for_device(device, batch_size=args.batch_size, workers=args.workers)
         engine = Engine(model, settings, model_name=str(model.name or args.model),
                         templates=templates)
+        if search is not None:
+            search = search(settings)
         admission = Admission(settings.queue_size)
         host, port = sock.getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
@@ -106,16 +113,52 @@ def run(args: argparse.Namespace) -> int:
                 print(f"actionclip: warning: listening on {host} without a token: anyone who reaches this port "
                       "can use the server (set ACTIONCLIP_SERVE_TOKEN)", file=sys.stderr, flush=True)
             lock = "token required" if settings.token else "no token"
+            if search is not None:
+                info = search.info()
+                print(f"actionclip: index {args.index}: {info['videos']} videos, {info['moments']} moments",
+                      file=sys.stderr, flush=True)
             print(f"actionclip: serving {engine.model_name} on http://{shown}:{port} ({device}, "
                   f"{engine.info()['dtype']}, batch {settings.batch_size}, {lock}); Ctrl-C to stop",
                   file=sys.stderr, flush=True)
 
-        app = create_app(engine, settings, admission, on_ready=ready)
+        app = create_app(engine, settings, admission, on_ready=ready, search=search)
         run_server(app, sock, admission, drain_timeout=settings.drain_timeout, access_log=args.access_log)
     finally:
         sock.close()
     print("actionclip: server stopped", file=sys.stderr, flush=True)
     return 0
+
+
+def _model_and_index(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The model (``--model``, else the index's own, else the default) and, with ``--index``, a function
+    of the final settings giving the :class:`~actionclip.serve.search.SearchService`. An index whose
+    model is not ``--model`` is refused here, in one line, before the server starts."""
+    from actionclip.loading.registry import DEFAULT_MODEL
+
+    if not args.index:
+        args.model = args.model or DEFAULT_MODEL
+        return options.load_model(args, frames=args.frames), None
+    from actionclip.collection.model_ref import check, load_recorded
+    from actionclip.collection.store import Store, require_lancedb
+
+    require_lancedb()
+    meta = Store(args.index).read_meta()  # one line when INDEX is not an index
+    dtype = None if args.dtype == "auto" else args.dtype
+    if args.model:
+        model = options.load_model(args, frames=args.frames)
+        check(meta["model"], model, args.index)
+    else:
+        model = load_recorded(meta["model"], args.index, device=args.device, dtype=dtype)
+        args.model = str(model.name or meta["model"].get("name") or meta["model"]["id"])
+
+    def service(settings: Any) -> Any:
+        from actionclip.loading.download import cache_dir
+        from actionclip.serve.search import SearchService
+
+        return SearchService(args.index, model, media_dir=cache_dir() / "serve-media",
+                             max_seconds=settings.max_duration, workers=settings.workers)
+
+    return model, service
 
 
 def _loopback(host: str) -> bool:

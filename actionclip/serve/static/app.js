@@ -1,5 +1,6 @@
 // actionclip serve: the page's behaviour in plain JavaScript (no build step, no library, works offline).
-// It only calls the public API: /v1/models, /v1/classes, /v1/classify, /v1/timeline and /v1/watch.
+// It only calls the public API: /v1/models, /v1/classes, /v1/classify, /v1/timeline, /v1/watch, /v1/preview
+// and, when the server serves an index, /v1/index, /v1/search, /v1/thumbnails and /v1/videos.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -19,6 +20,17 @@ async function api(path, options = {}) {
   if (response.status === 401) $("token-box").hidden = false;
   if (!response.ok) throw new Error((body && body.error) || `${response.status} ${response.statusText}`);
   return body;
+}
+
+// <img> and <video> cannot send a header: media URLs carry the token as ?token=
+function withToken(url) {
+  if (!token) return url;
+  return `${url}${url.includes("?") ? "&" : "?"}token=${encodeURIComponent(token)}`;
+}
+
+function setNote(id, text, isError = false) {
+  $(id).textContent = text;
+  $(id).classList.toggle("error", isError);
 }
 
 function setStatus(text, isError = false) {
@@ -42,12 +54,14 @@ async function start() {
     const m = info.model;
     $("model").textContent = `${m.name} · ${m.frames} frames · ${m.device} ${m.dtype}`;
     const lists = await api("/v1/classes");
+    $("class-list").replaceChildren($("class-list").options[0]);
     for (const name of lists.lists) {
       const option = document.createElement("option");
       option.value = name;
       option.textContent = name;
       $("class-list").appendChild(option);
     }
+    await startSearch();
   } catch (err) {
     $("model").textContent = "";
     setStatus(err.message, true);
@@ -80,23 +94,184 @@ for (const tab of document.querySelectorAll(".tab")) {
   tab.addEventListener("click", () => {
     for (const other of document.querySelectorAll(".tab")) other.classList.toggle("active", other === tab);
     for (const body of document.querySelectorAll(".tab-body")) body.hidden = body.id !== tab.dataset.tab;
+    document.querySelector("main").classList.toggle("searching", tab.dataset.tab === "search-tab");
     if (tab.dataset.tab !== "webcam-tab") stopWebcam();
+    if (tab.dataset.tab !== "search-tab") $("search-player").pause();
   });
 }
 
+// --- the Search tab (a server started with --index) -------------------------------------------------
+async function startSearch() {
+  let info;
+  try {
+    info = await api("/v1/index");
+  } catch (_) {
+    return; // no index on this server: the tab stays hidden
+  }
+  const moments = info.moments ? `${info.moments} moments (${info.window} s windows)` : "no moments (index with --window)";
+  $("index-info").textContent = `${info.videos} videos · ${moments} · ${info.model}`;
+  $("search-tab-button").hidden = false;
+  if (!$("search-tab-button").classList.contains("active")) $("search-tab-button").click();
+}
+
+function clock(t) {
+  return `${t.toFixed(1)} s`;
+}
+
+function baseName(path) {
+  return path.split(/[\\/]/).pop();
+}
+
+$("search-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const text = $("query").value.trim();
+  if (!text) { setNote("search-status", "Type what you are looking for, in words.", true); return; }
+  const only = $("search-only").value;
+  const query = new URLSearchParams({ q: text, k: "12" });
+  if (only) query.set("only", only);
+  $("search-go").disabled = true;
+  setNote("search-status", `Searching for “${text}”…`);
+  const started = performance.now();
+  try {
+    const answer = await api(`/v1/search?${query}`);
+    showHits(answer.results);
+    const seconds = ((performance.now() - started) / 1000).toFixed(2);
+    setNote("search-status", answer.results.length
+      ? `${answer.results.length} results for “${text}” in ${seconds} s. Click one to play that moment.`
+      : `Nothing found for “${text}”: the index holds no videos yet.`);
+  } catch (err) {
+    $("hits").replaceChildren();
+    setNote("search-status", err.message, true);
+  } finally {
+    $("search-go").disabled = false;
+  }
+});
+
+function showHits(results) {
+  const list = $("hits");
+  list.replaceChildren();
+  for (const hit of results) {
+    const item = document.createElement("li");
+    const card = document.createElement("button");
+    card.type = "button";
+    card.className = "hit";
+    card.dataset.start = hit.start === null ? "0" : String(hit.start);
+    card.dataset.score = String(hit.score);
+    card.dataset.video = hit.video;
+    const image = document.createElement("img");
+    image.src = withToken(hit.thumbnail);
+    image.alt = "";
+    image.loading = "lazy";
+    const line = document.createElement("span");
+    line.className = "hit-line";
+    const score = document.createElement("span");
+    score.className = "hit-score";
+    score.textContent = hit.score.toFixed(3);
+    const when = document.createElement("span");
+    when.className = "hit-time";
+    when.textContent = hit.start === null ? "whole video" : `${clock(hit.start)}–${clock(hit.end)}`;
+    line.append(score, when);
+    const name = document.createElement("span");
+    name.className = "hit-name";
+    name.textContent = baseName(hit.video);
+    name.title = hit.video;
+    card.append(image, line, name);
+    card.addEventListener("click", () => playHit(hit, card));
+    item.appendChild(card);
+    list.appendChild(item);
+  }
+}
+
+function playHit(hit, card) {
+  const player = $("search-player");
+  for (const other of document.querySelectorAll(".hit.current")) other.classList.remove("current");
+  card.classList.add("current");
+  $("search-player-box").hidden = false;
+  $("search-view").classList.add("playing");
+  if ($("search-player-box").getBoundingClientRect().top < 0) $("search-player-box").scrollIntoView({ block: "start" });
+  const start = hit.start === null ? 0 : hit.start;
+  $("search-caption").textContent = `${baseName(hit.video)} · ${hit.start === null ? "whole video" :
+    `${clock(hit.start)}–${clock(hit.end)}`} · score ${hit.score.toFixed(3)}`;
+  setNote("search-note", hit.playable ? "" :
+    "This browser cannot play this file as it is: playing a copy converted by the server (the first time takes a moment).");
+  const src = withToken(hit.media);
+  const seek = () => {
+    player.currentTime = start;
+    player.play().catch(() => {});
+  };
+  player.onerror = () => explainPlayerError(player, src, "search-note");
+  if (player.dataset.src === src && player.readyState >= 1) { seek(); return; }
+  player.dataset.src = src;
+  player.src = src;
+  player.addEventListener("loadedmetadata", seek, { once: true });
+}
+
+// A <video> that fails says nothing useful: ask the server what went wrong with that URL.
+async function explainPlayerError(player, src, noteId) {
+  let reason = "the browser cannot play this video";
+  try {
+    const response = await fetch(src, { headers: { ...authHeaders(), Range: "bytes=0-0" } });
+    if (!response.ok) {
+      const body = await response.json().catch(() => null);
+      if (body && body.error) reason = body.error;
+    }
+  } catch (_) { /* keep the generic reason */ }
+  setNote(noteId, `Cannot play this video: ${reason}.`, true);
+}
+
 // --- picking a video ----------------------------------------------------------------------------------
+// Containers Chromium does not open at all: ask the server for a playable copy at once.
+const UNPLAYABLE = /\.(avi|mkv|wmv|flv|mpg|mpeg|m2ts|mts|ts|3gp|ogv|divx|vob|asf)$/i;
+
 function choose(file) {
   if (!file) return;
   chosen = file;
   $("file-name").textContent = `${file.name} (${(file.size / 1048576).toFixed(1)} MiB)`;
   $("classify").disabled = false;
-  const player = $("player");
-  if (player.src) URL.revokeObjectURL(player.src);
-  player.src = URL.createObjectURL(file);
-  $("player-box").hidden = false;
+  $("results").replaceChildren(); // the ranking of the previous video no longer applies
   $("lanes").replaceChildren();
-  player.onloadedmetadata = () => { $("want-timeline").checked = player.duration > LONG_VIDEO; };
+  const player = $("player");
+  if (player.src.startsWith("blob:")) URL.revokeObjectURL(player.src);
+  $("player-box").hidden = false;
+  setNote("player-note", "");
+  player.onloadedmetadata = () => {
+    $("want-timeline").checked = player.duration > LONG_VIDEO;
+    if (!player.videoWidth && player.dataset.kind === "original") playPreview(file); // sound only: no video codec
+  };
+  player.onerror = () => {
+    if (!player.getAttribute("src")) return; // emptied on purpose, while a preview is made
+    if (player.dataset.kind === "original") playPreview(file);
+    else setNote("player-note", `${file.name} cannot be shown here; it can still be classified.`, true);
+  };
+  const known = file.type ? player.canPlayType(file.type) : "";
+  if (UNPLAYABLE.test(file.name) || (file.type && !known)) playPreview(file);
+  else {
+    player.dataset.kind = "original";
+    player.src = URL.createObjectURL(file);
+  }
   setStatus("Ready: press Classify.");
+}
+
+async function playPreview(file) {
+  const player = $("player");
+  player.dataset.kind = "preview";
+  player.removeAttribute("src");
+  player.load();
+  setNote("player-note", `This browser cannot play ${file.name} as it is: converting it on the server…`);
+  const body = new FormData();
+  body.append("video", file, file.name);
+  try {
+    const response = await fetch("/v1/preview", { method: "POST", body, headers: authHeaders() });
+    if (!response.ok) {
+      const problem = await response.json().catch(() => null);
+      throw new Error((problem && problem.error) || `${response.status} ${response.statusText}`);
+    }
+    if (chosen !== file) return; // another file was picked meanwhile
+    player.src = URL.createObjectURL(await response.blob());
+    setNote("player-note", `Playing a copy of ${file.name} converted by the server (the browser cannot play the original).`);
+  } catch (err) {
+    if (chosen === file) setNote("player-note", `${file.name} cannot be shown here (${err.message}); it can still be classified.`, true);
+  }
 }
 
 $("file").addEventListener("change", (event) => choose(event.target.files[0]));
@@ -134,9 +309,13 @@ $("classify").addEventListener("click", async () => {
       body.append("threshold", $("threshold").value);
       const doc = await api("/v1/timeline", { method: "POST", body });
       showTimeline(doc);
-      setStatus(`${record.video}: ${doc.segments.length} segments in ${doc.stats.windows} windows. Click a segment to play it.`);
+      setStatus(doc.segments.length
+        ? `${record.video}: ${doc.segments.length} segments in ${doc.stats.windows} windows. Click a segment to play it.`
+        : `${record.video}: no segment reaches the threshold in ${doc.stats.windows} windows.`);
     }
   } catch (err) {
+    $("results").replaceChildren(); // never a ranking under an error that is not about it
+    $("lanes").replaceChildren();
     setStatus(err.message, true);
   } finally {
     $("classify").disabled = false;
