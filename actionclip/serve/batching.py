@@ -119,6 +119,13 @@ class DynamicBatcher(Generic[T, R]):
             if not batch:
                 continue
             items = [item for item, _ in batch]
+            # Counted before any future resolves: a caller that reads the stats once its request
+            # is answered must see the pass that answered it.
+            stats = self.stats
+            stats.batches += 1
+            stats.items += len(batch)
+            stats.largest = max(stats.largest, len(batch))
+            stats.sizes[len(batch)] = stats.sizes.get(len(batch), 0) + 1
             try:
                 results = list(self.process(items))
                 if len(results) != len(items):
@@ -129,8 +136,3 @@ class DynamicBatcher(Generic[T, R]):
             else:
                 for (_, future), result in zip(batch, results):
                     future.set_result(result)
-            stats = self.stats
-            stats.batches += 1
-            stats.items += len(batch)
-            stats.largest = max(stats.largest, len(batch))
-            stats.sizes[len(batch)] = stats.sizes.get(len(batch), 0) + 1
