@@ -196,18 +196,23 @@ def add_detection(p: argparse.ArgumentParser) -> None:
 
 def add_dataset(p: argparse.ArgumentParser) -> None:
     """The dataset, its classes and a base/novel class split (``eval``, ``train``)."""
-    p.add_argument("data", metavar="DATA", help="folder per class, CSV/TSV 'path,label' list, or original "
-                   "'path num_frames label_index' list")
-    p.add_argument("--labels", "--classes", dest="classes", metavar="NAME|FILE",
-                   help="class list: ucf101, hmdb51, k400, k600, or a file (one name per line, or 'id,name' CSV); "
-                   "fixes the candidates and their order (required for numeric labels)")
-    p.add_argument("--root", metavar="DIR", help="base folder of relative paths in a list (default: the list's folder)")
+    add_dataset_source(p)
     p.add_argument("--group-pattern", metavar="REGEX",
                    help="regex whose first group names a clip's actor/scene group (default: UCF101 _gNN_)")
     p.add_argument("--novel-fraction", type=fraction, metavar="F",
                    help="base-to-novel: hold out this seeded fraction of the classes as novel")
     p.add_argument("--novel", metavar="FILE", help="base-to-novel: file naming the novel classes, one per line")
     p.add_argument("--split-seed", type=int, default=0, metavar="S", help="seed of the class and clip splits")
+
+
+def add_dataset_source(p: argparse.ArgumentParser) -> None:
+    """The dataset and its classes alone (``eval-open-vocab`` draws its own class splits)."""
+    p.add_argument("data", metavar="DATA", help="folder per class, CSV/TSV 'path,label' list, or original "
+                   "'path num_frames label_index' list")
+    p.add_argument("--labels", "--classes", dest="classes", metavar="NAME|FILE",
+                   help="class list: ucf101, hmdb51, k400, k600, or a file (one name per line, or 'id,name' CSV); "
+                   "fixes the candidates and their order (required for numeric labels)")
+    p.add_argument("--root", metavar="DIR", help="base folder of relative paths in a list (default: the list's folder)")
 
 
 # ----------------------------------------------------------------------------------------------

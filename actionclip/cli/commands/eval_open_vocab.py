@@ -25,10 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "OUT/report.json and OUT/splits/<protocol>/splitNN.{seen,unseen}.txt.",
         epilog="example: actionclip eval-open-vocab UCF-101/ --labels ucf101 -o ucf-open-vocab",
     )
-    p.add_argument("data", metavar="DATA", help="folder per class, CSV/TSV 'path,label' list, or original list")
-    p.add_argument("--labels", "--classes", dest="classes", metavar="NAME|FILE",
-                   help="class list: ucf101, hmdb51, k400, k600, or a file (fixes the classes and their order)")
-    p.add_argument("--root", metavar="DIR", help="base folder of relative paths in a list")
+    options.add_dataset_source(p)
     p.add_argument("--protocol", action="append", choices=("75/25", "50/50"),
                    help="seen/unseen proportion (repeat; default both)")
     p.add_argument("--splits", type=options.positive_int, default=10, metavar="N", help="random splits per protocol (default 10)")
