@@ -582,3 +582,16 @@ def test_falls_back_to_pure_python_without_tokenizers():
     assert lines[2] == ('the fast tokenizer needs tokenizers, which is not installed: '
                         'pip install "actionclip[tokenizers]"')
     assert len(lines) == 3 and out.stderr == ""
+
+
+def test_benchmark_dry_run(tmp_path):
+    pytest.importorskip("tokenizers")
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_tokenizer.py"
+    out = tmp_path / "bench.json"
+    done = subprocess.run([sys.executable, str(script), "--dry-run", "--json", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "| warm | 160 | actionclip fast |" in done.stdout and "goal >= 5x" in done.stdout
+    report = json.loads(out.read_text())
+    assert set(report["results"]) == {"warm", "cold", "new words"}
+    assert all(t > 0 for case in report["results"].values() for times in case.values() for t in times)
