@@ -9,6 +9,8 @@ changes hit all alike; medians reported, with the load average:
 
 - **warm**: the same tokenizer object again (caches filled by a first call);
 - **cold**: a new tokenizer object for every call (vocabulary load not timed, caches empty);
+- **warm, non-ASCII**: the prompts in French quotes (``« ... »``), so that every text takes OpenAI's
+  full clean-up (ftfy, HTML unescape) on the fast path too;
 - **new words**: 2,000 ten-word captions of random letter strings, cold: nearly every word is new,
   so this shows what the Rust BPE brings over the same path with Python's BPE for new words
   (``fast, Python BPE``).
@@ -83,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         labels, repeats, captions = labels[:10], 2, 20
     prompts = [template.format(label) for template in TEMPLATES for label in labels]
+    accented = [f"« {prompt} »" for prompt in prompts]
     rng = random.Random(0)
     new_words = [" ".join("".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(3, 12)))
                           for _ in range(10)) for _ in range(captions)]
@@ -112,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
             # a new tokenizer object for every call, built outside the timed call
             "cold": (prompts, {"actionclip fast": (FastTokenizer, ours(prompts)),
                                "actionclip python": (SimpleTokenizer, ours(prompts))}),
+            # every text needs OpenAI's full clean-up (ftfy, HTML) on the fast path too
+            "warm, non-ASCII": (accented, {"actionclip fast": (lambda: fast, ours(accented)),
+                                           "actionclip python": (lambda: pure, ours(accented))}),
             "new words": (new_words, {"actionclip fast": (FastTokenizer, ours(new_words)),
                                       "fast, Python BPE": (_PythonBPEForNewWords, ours(new_words)),
                                       "actionclip python": (SimpleTokenizer, ours(new_words))}),

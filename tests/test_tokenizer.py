@@ -593,5 +593,5 @@ def test_benchmark_dry_run(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "| warm | 160 | actionclip fast |" in done.stdout and "goal >= 5x" in done.stdout
     report = json.loads(out.read_text())
-    assert set(report["results"]) == {"warm", "cold", "new words"}
+    assert set(report["results"]) == {"warm", "cold", "warm, non-ASCII", "new words"}
     assert all(t > 0 for case in report["results"].values() for times in case.values() for t in times)
