@@ -38,7 +38,7 @@ import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -310,7 +310,7 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = print) -> tuple[lis
 
 
 @contextlib.contextmanager
-def _env_default(name: str, value: str) -> Any:
+def _env_default(name: str, value: str) -> Iterator[None]:
     if name in os.environ:
         yield
         return
