@@ -24,6 +24,7 @@ EXTRAS: dict[str, dict[str, str]] = {
     "hub": {"huggingface_hub": "huggingface_hub"},
     "onnx": {"onnx": "onnx", "onnxruntime": "onnxruntime"},
     "bench": {"transformers": "transformers", "onnx": "onnx", "onnxruntime": "onnxruntime"},
+    "tokenizers": {"tokenizers": "tokenizers"},
 }
 
 

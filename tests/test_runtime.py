@@ -223,9 +223,16 @@ def test_bench_runs_and_reports_ratios(tmp_path):
     rows, header = run_bench(cfg, log=lambda _: None)
     tasks = {(r.task, r.impl) for r in rows if r.seconds}
     assert {("clip latency", "actionclip"), ("batch throughput", "hf-transformers"),
-            ("text throughput", "actionclip"), ("classify e2e", "actionclip")} <= tasks
+            ("text throughput", "actionclip"), ("text throughput", "hf-transformers"), ("classify e2e", "actionclip"),
+            ("tokenize", "actionclip fast"), ("tokenize", "actionclip python"), ("tokenize", "hf-transformers")} <= tasks
+    text = [r for r in rows if r.task == "text throughput"]
+    assert all("tokenizing included" in r.note for r in text)
+    tokenize_rows = [r for r in rows if r.task == "tokenize"]
+    # 16 templates x 4 labels, and HF's tokenizer gave our ids on them (else the note says so)
+    assert all(r.per_call == 64 and r.unit == "prompts" and "differ" not in r.note for r in tokenize_rows)
     assert all(r.seconds > 0 and r.rate > 0 for r in rows if r.seconds)
     table = format_table(rows, header)
     assert "| matmul bound | torch matmul | cpu | fp32 |" in table
     assert "1.00x" in table and "% " not in table.split("|")[0]
+    assert "| tokenize | actionclip fast | cpu | - |" in table
     assert header["flops_per_clip"] > 0 and header["bounds"]["cpu fp32"] > 0

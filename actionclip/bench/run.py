@@ -4,7 +4,10 @@ One run measures, side by side and on the same weights:
 
 - **clip latency** - encode one clip (1 video x T frames) into a video embedding;
 - **batch throughput** - videos/s on a batch of B clips;
-- **text throughput** - prompts/s for K templates x L labels (16 x 100 by default);
+- **text throughput** - prompts/s for K templates x L labels (16 x 100 by default), tokenizing
+  included on every side (ours with our tokenizer, HF with its ``CLIPTokenizer``);
+- **tokenize** - prompts/s of tokenizing alone, on the same 16 x L prompts: our fast tokenizer, our
+  pure-Python one and HF's (:mod:`actionclip.bench.tokenizing`);
 - **classify e2e** - one real video file: decode + preprocess + encode + score (label embeddings
   computed once beforehand, the many-videos case);
 - **peak memory** of each measurement (CPU: resident-set growth sampled every 2 ms; CUDA: the
@@ -35,7 +38,7 @@ import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +48,7 @@ import torch
 
 from actionclip import runtime
 from actionclip.bench import gpu
+from actionclip.bench.tokenizing import hf_clip_tokenizer, hf_token_ids, tokenizer_impls
 
 __all__ = ["BenchConfig", "Row", "run_bench", "format_table", "matmul_gflops", "count_flops",
            "build_models", "hf_from_clip", "time_call", "PeakMemory"]
@@ -299,6 +303,25 @@ def _devices(requested: Sequence[str]) -> list[str]:
 
 def run_bench(cfg: BenchConfig, log: Callable[[str], None] = print) -> tuple[list[Row], dict[str, Any]]:
     """Run every measurement ``cfg`` asks for; return the rows and a header (machine, date...)."""
+    # HF's tokenizer would batch-encode on every core (Rust threads) where ours uses one: the
+    # tokenize and text rows run both on one, unless the caller set TOKENIZERS_PARALLELISM.
+    with _env_default("TOKENIZERS_PARALLELISM", "false"):
+        return _run_bench(cfg, log)
+
+
+@contextlib.contextmanager
+def _env_default(name: str, value: str) -> Iterator[None]:
+    if name in os.environ:
+        yield
+        return
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        os.environ.pop(name, None)
+
+
+def _run_bench(cfg: BenchConfig, log: Callable[[str], None]) -> tuple[list[Row], dict[str, Any]]:
     runtime.configure_threads(cfg.threads)
     rows: list[Row] = []
     header = {
@@ -335,6 +358,8 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = print) -> tuple[lis
         flops_prompt = count_flops(functools.partial(model.encode_labels, sample)) / (len(sample) * len(templates))
         header.update(flops_per_clip=flops_clip, flops_per_prompt=flops_prompt, prompts=len(prompts))
         onnx_models = _onnx_models(model, cfg, Path(tmp), header, log) if cfg.onnx else {}
+        hf_tok = hf_clip_tokenizer(Path(tmp) / "hf-tokenizer") if hf is not None else None
+        rows += _tokenize_rows(prompts, hf_tok, cfg, log)
         for device in _devices(cfg.devices):
             cuda = device.startswith("cuda")
             batch = cfg.batch or (64 if cuda else 4)
@@ -352,7 +377,7 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = print) -> tuple[lis
                     log(f"# {note}")
                     rows.append(Row("clip latency", "actionclip", device, dname, None, 1, "clip", note=note))
                     continue
-                impls = _torch_impls(model, hf, device, dtype, dname, batch, labels, video_path, cfg)
+                impls = _torch_impls(model, hf, hf_tok, device, dtype, dname, batch, labels, video_path, cfg)
                 if not cuda and dname == "fp32":  # ONNX Runtime (CPU, fp32 graphs) races the fp32 torch rows
                     impls += [_onnx_impl(om, name, batch, labels, video_path, cfg) for name, om in onnx_models.items()]
                 with torch.inference_mode():
@@ -410,7 +435,7 @@ def _race_all(impls: list[_Impl], device: str, batch: int, templates: int, promp
             row = Row(task, impl.name, device, impl.dtype, statistics.median(samples[impl.name]), per_call, unit,
                       flops, peaks[impl.name], samples[impl.name])
             if task == "text throughput":
-                row.note = (f"{templates} templates x {per_call // templates} labels timed; "
+                row.note = (f"{templates} templates x {per_call // templates} labels timed, tokenizing included; "
                             f"{len(prompts)} prompts would take {len(prompts) / row.rate:.1f} s")
             elif task == "classify e2e":
                 row.note = "decode + preprocess + encode + score"
@@ -433,9 +458,37 @@ def _hf_labels(hf: Any, tokens: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.normalize(out, dim=-1)
 
 
-def _torch_impls(model, hf, device, dtype, dname, batch, labels, video_path, cfg) -> list[_Impl]:
+def _tokenize_rows(prompts: list[str], hf_tok: Any, cfg: BenchConfig, log: Callable[[str], None]) -> list[Row]:
+    """Tokenizing alone, each implementation called in turn (interleaved, as :func:`_race_all`)."""
+    from actionclip.text.tokenizer import token_ids
+
+    impls = tokenizer_impls(hf_tok)
+    note = "tokenizers not installed: no fast row" if "actionclip fast" not in impls else ""
+    if hf_tok is not None and not np.array_equal(hf_token_ids(hf_tok, prompts), token_ids(prompts)):
+        note = "HF's ids differ from ours on these prompts"  # HF skips OpenAI's ftfy/HTML clean-up
+    samples: dict[str, list[float]] = {name: [] for name in impls}
+    for fn in impls.values():  # warm-up: vocabularies loaded, caches filled
+        fn(prompts)
+    spent = 0.0
+    for _ in range(max(cfg.repeats, 5)):
+        for name, fn in impls.items():
+            start = time.perf_counter()
+            fn(prompts)
+            samples[name].append(time.perf_counter() - start)
+            spent += samples[name][-1]
+        if spent >= cfg.budget_s:
+            break
+    rows = []
+    for name, times in samples.items():
+        row = Row("tokenize", name, "cpu", "-", statistics.median(times), len(prompts), "prompts", None, None, times,
+                  note=note or f"{len(prompts)} prompts, one thread, caches warm")
+        log(f"  tokenize          {name:<17} cpu: {row.seconds:.4f} s (median of {len(times)})")
+        rows.append(row)
+    return rows
+
+
+def _torch_impls(model, hf, hf_tok, device, dtype, dname, batch, labels, video_path, cfg) -> list[_Impl]:
     from actionclip.text.templates import resolve_templates
-    from actionclip.text.tokenizer import tokenize
 
     cuda = device.startswith("cuda")
     ours = model.to(device=device, dtype=dtype)
@@ -459,11 +512,17 @@ def _torch_impls(model, hf, device, dtype, dname, batch, labels, video_path, cfg
     if hf is not None:
         hf_d = hf.to(device=device, dtype=dtype)
         hf_encode = gpu.maybe_compile(_hf_video(hf_d), cfg.compile and cuda)
-        tokens = tokenize([tpl.format(label) for tpl in resolve_templates() for label in sample]).to(device)
+        sample_prompts = [tpl.format(label) for tpl in resolve_templates() for label in sample]
+
+        def hf_text() -> torch.Tensor:
+            # HF's usual zero-shot call, tokenizing included as in our encode_labels
+            tokens = torch.from_numpy(hf_token_ids(hf_tok, sample_prompts, padding="longest"))
+            return _hf_labels(hf_d, tokens.to(device))
+
         ref = _Impl("hf-transformers", dname, {
             "clip latency": lambda: hf_encode(one_d),
             "batch throughput": lambda: hf_encode(many_d),
-            "text throughput": lambda: _hf_labels(hf_d, tokens),
+            "text throughput": hf_text if hf_tok is not None else None,
         }, sample)
         impls.append(ref)
     return impls
@@ -543,7 +602,7 @@ def format_table(rows: list[Row], header: dict[str, Any]) -> str:
         pct = f"{100 * row.flops / (bound * 1e9) / row.seconds:.0f}%" if row.flops and bound else ""
         if row.dtype == "int8":
             pct += " (of fp32)"
-        note = f" ({row.note})" if row.note and row.task in ("text throughput",) else ""
+        note = f" ({row.note})" if row.note and row.task in ("text throughput", "tokenize") else ""
         peak = f"{row.peak_mb:.0f} MB" if row.peak_mb is not None else ""
         lines.append(f"| {row.task} | {row.impl} | {row.device} | {row.dtype} | {_fmt_time(row.seconds)} | "
                      f"{rate}{note} | {vs_hf} | {pct} | {peak} |")
