@@ -24,6 +24,9 @@ EXTRAS: dict[str, dict[str, str]] = {
     "hub": {"huggingface_hub": "huggingface_hub"},
     "onnx": {"onnx": "onnx", "onnxruntime": "onnxruntime"},
     "bench": {"transformers": "transformers", "onnx": "onnx", "onnxruntime": "onnxruntime"},
+    # NVDEC decoding (actionclip.video.nvdec): it falls back to the CPU with one line instead of
+    # requiring it, and imports only where an NVIDIA driver is (never in the test extra).
+    "nvdec": {"PyNvVideoCodec": "pynvvideocodec"},
 }
 
 
