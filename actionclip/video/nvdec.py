@@ -54,7 +54,8 @@ from actionclip.errors import VideoError
 from actionclip.video.decode import VideoInfo, read_video, window_indices
 from actionclip.video.sampling import clip_indices
 
-__all__ = ["NVDEC_CODECS", "BACKENDS", "Plan", "plan", "nvdec_reason", "frame_positions", "FrameSource",
+__all__ = ["NVDEC_CODECS", "BACKENDS", "Plan", "plan", "nvdec_reason", "accepts", "sample_clips",
+           "views_on_device", "frame_positions", "FrameSource",
            "NvdecSource", "nvdec_source", "availability"]
 
 # Codecs Hopper's NVDEC decodes (NVIDIA's support matrix), by FFmpeg's decoder name. MPEG-4 Part 2
@@ -327,11 +328,8 @@ class NvdecSource:
         self.stats = {"nvdec": 0, "cpu": 0}  # clips decoded each way (the CPU ones: accepted, then unfit)
 
     def accepts(self, item: Any) -> bool:
-        """Whether NVDEC can decode this item's video (its header: codec, pixel format, container, size)."""
-        try:
-            return nvdec_reason(*_header(_path_of(item))) is None
-        except Exception:  # noqa: BLE001 - an unreadable file is the CPU path's to report
-            return False
+        """Whether NVDEC can decode this item's video (see :func:`accepts`)."""
+        return accepts(item)
 
     def submit(self, item: Any) -> cf.Future:
         return self._pool.submit(self.prepare, _path_of(item))
@@ -346,22 +344,27 @@ class NvdecSource:
 
     def prepare(self, path: str) -> Any:
         """One video's views, decoded by this thread's session (or on the CPU when NVDEC cannot)."""
+        return views_on_device(self.clips_of(path), self.views.preprocessing, self.crops, self.normalize)
+
+    def clips_of(self, path: str) -> Any:
+        """One video's sampled clips, uint8 ``[C, T, H, W, 3]`` on the GPU, decoded by this thread's
+        session (or on the CPU when NVDEC cannot, then moved to the GPU)."""
         import torch
 
         p = plan(path)
         mode = self.views.sampling
-        device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else None
         if p.reason is None:
             clips = sample_clips(self._source(), p, frames=self.frames, clips=self.clips, mode=mode)
             kind = "nvdec"
         else:
             host = read_video(path, frames=self.frames, clips=self.clips, mode=mode)
             clips = torch.from_numpy(np.ascontiguousarray(host))
-            clips = clips.to(device) if device is not None else clips
+            if torch.cuda.is_available():
+                clips = clips.to(torch.device("cuda", torch.cuda.current_device()))
             kind = "cpu"
         with self._lock:
             self.stats[kind] += 1
-        return views_on_device(clips, self.views.preprocessing, self.crops, self.normalize)
+        return clips
 
     @property
     def sessions_open(self) -> int:
@@ -374,6 +377,15 @@ class NvdecSource:
             for source in self._sources:
                 source.close()
             self._sources.clear()
+
+
+def accepts(item: Any) -> bool:
+    """Whether NVDEC can decode this video, from its header (codec, pixel format, container, size):
+    cheap enough for the caller's thread. Unreadable files: False (the CPU path reports them)."""
+    try:
+        return nvdec_reason(*_header(_path_of(item))) is None
+    except Exception:  # noqa: BLE001 - an unreadable file is the CPU path's to report
+        return False
 
 
 def _path_of(item: Any) -> str:
