@@ -171,3 +171,24 @@ def test_model_encode_video_is_unchanged_on_cpu():
         direct = model.fuse(model.encode_image(pixels.flatten(0, 1)).view(2, 4, -1))
     assert torch.equal(ours, direct)
     assert cuda._RUNNERS_ATTR not in model.__dict__
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_graph_replay_matches_eager_on_cuda(dtype):  # pragma: no cover - GPU only
+    from actionclip._dev.weights import random_clip, random_fusion
+    from actionclip.model.actionclip import ActionCLIP
+
+    clip = random_clip("tiny", seed=0)
+    head = random_fusion("Transf", clip.config.embed_dim, 1, 4, position_rows=77, eps=1e-12, seed=0)
+    model = ActionCLIP(clip, head, 4).eval().to(device="cuda", dtype=dtype)
+    r = model.input_resolution
+    with torch.no_grad():
+        for batch in (1, 3):
+            for _ in range(3):  # capture, then replays with fresh inputs
+                x = torch.randn(batch, 4, 3, r, r, device="cuda", dtype=dtype)
+                graphed = model.encode_video(x)
+                eager = model._encode_video(x)  # the function the graph was captured from
+                assert torch.allclose(graphed.float(), eager.float(), atol=1e-2, rtol=1e-2)
+        runner = model.__dict__[cuda._RUNNERS_ATTR]["video"]
+        assert runner.graphs.usable and runner.graphs.captures == 2  # one per batch size

@@ -51,7 +51,8 @@ class AllFrames:
 
 @pytest.mark.parametrize("codec, pix_fmt, container, size, why", [
     ("h264", "yuv420p", "mov,mp4,m4a,3gp,3g2,mj2", (340, 256), None),
-    ("hevc", "yuv420p10le", "matroska,webm", (1920, 1080), None),
+    ("hevc", "yuv420p", "matroska,webm", (1920, 1080), None),
+    ("hevc", "yuv420p10le", "matroska,webm", (1920, 1080), "pixel format yuv420p10le"),
     ("vp9", "yuv420p", "matroska,webm", (640, 360), None),
     ("mpeg4", "yuv420p", "avi", (320, 240), "codec mpeg4"),  # UCF-101 / HMDB51
     ("av1", "yuv420p", "mov,mp4,m4a,3gp,3g2,mj2", (640, 360), "codec av1"),
@@ -169,3 +170,52 @@ def test_importing_the_module_needs_neither_library():
     code = "import sys, actionclip.video.nvdec; print('PyNvVideoCodec' in sys.modules, 'torchcodec' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False False", out.stderr
+
+
+# --- on a GPU host with the library (skipped elsewhere; benchmarks/device_run.sh runs them) ----------
+
+needs_nvdec = pytest.mark.skipif(nvdec.availability() is not None if torch.cuda.is_available() else True,
+                                 reason="needs a CUDA device and PyNvVideoCodec")
+
+
+@needs_nvdec
+@pytest.mark.parametrize("name, options", [
+    ("gop.mp4", dict(seconds=4.0, size=(320, 240), gop=30)),
+    ("bframes.mp4", dict(seconds=3.0, size=(256, 192), options={"bf": "2"})),
+    ("rotated.mp4", dict(seconds=2.0, size=(320, 240), rotation=90)),
+    ("clip.mkv", dict(seconds=3.0, size=(320, 240), fps=30)),
+])
+def test_nvdec_decodes_the_cpu_paths_frames(tmp_path, name, options):  # pragma: no cover - GPU only
+    from actionclip._dev.videos import frame_index_from_pixels
+
+    path = make_test_video(tmp_path / name, **options)
+    p = nvdec.plan(path)
+    assert p.reason is None, p.reason
+    source = nvdec.PyNvVideoCodecSource()
+    try:
+        got = nvdec.sample_clips(source, p, frames=8, clips=2).cpu().numpy()
+    finally:
+        source.close()
+    want = read_video(path, frames=8, clips=2)
+    assert got.shape == want.shape
+    # The same frames (each frame draws its own index), within a few grey levels (NVDEC's colours).
+    got_idx = [frame_index_from_pixels(f) for f in got.reshape(-1, *got.shape[-3:])]
+    want_idx = [frame_index_from_pixels(f) for f in want.reshape(-1, *want.shape[-3:])]
+    assert got_idx == want_idx
+    assert np.abs(got.astype(int) - want.astype(int)).mean() < 3
+
+
+@needs_nvdec
+def test_sessions_on_the_gpu_give_views_on_the_gpu(tmp_path):  # pragma: no cover - GPU only
+    paths = [make_test_video(tmp_path / f"v{i}.mp4", seconds=2.0, size=(320, 240)) for i in range(6)]
+    views = VideoViews(Preprocessing(224), frames=8, torch=True)
+    source = nvdec.nvdec_source(views, sessions=3)
+    assert source is not None
+    try:
+        outs = [f.result() for f in [source.submit(p) for p in paths * 2]]
+        assert all(o.is_cuda and o.shape == (1, 8, 3, 224, 224) for o in outs)
+        assert source.sessions_open <= 3 and source.stats == {"nvdec": 12, "cpu": 0}
+        cpu = views(paths[0])
+        assert (outs[0].cpu() - cpu).abs().mean() < 0.05  # a few grey levels over the std (~0.27 * 255)
+    finally:
+        source.close()

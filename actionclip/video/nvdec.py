@@ -12,7 +12,7 @@ frame count; indices are chosen by the same rule (``window_indices`` + ``clip_in
 (:func:`frame_positions`). Only files whose frames NVDEC numbers the same way go there: a codec and
 pixel format it decodes, a container with real timestamps, evenly spaced presentation times.
 Everything else -- MPEG-4 Part 2 (most UCF-101/HMDB51 ``.avi``), AV1, GIF, variable frame rate,
-4:2:2/4:4:4 -- is left to the CPU (:func:`nvdec_reason` says why). Colours: NVDEC's YUV->RGB
+4:2:2/4:4:4, 10 bits -- is left to the CPU (:func:`nvdec_reason` says why). Colours: NVDEC's YUV->RGB
 conversion is not FFmpeg's swscale, so pixels differ by a few grey levels (the device benchmark
 reports the difference on the shared clips).
 
@@ -61,8 +61,9 @@ __all__ = ["NVDEC_CODECS", "BACKENDS", "Plan", "plan", "nvdec_reason", "accepts"
 # Codecs Hopper's NVDEC decodes (NVIDIA's support matrix), by FFmpeg's decoder name. MPEG-4 Part 2
 # is left out on purpose: the packed B-frames of DivX/Xvid AVI files need FFmpeg's unpacking.
 NVDEC_CODECS = frozenset({"h264", "hevc", "vp8", "vp9", "mpeg1video", "mpeg2video"})
-# 4:2:0 only (NVDEC's H.264 path has no 4:2:2/4:4:4), 8 or 10 bits.
-NVDEC_PIXEL_FORMATS = frozenset({"yuv420p", "yuvj420p", "nv12", "yuv420p10le", "p010le"})
+# 4:2:0, 8 bits (NVDEC's H.264 path has no 4:2:2/4:4:4; 10-bit output would not be the uint8 RGB the
+# preprocessing takes).
+NVDEC_PIXEL_FORMATS = frozenset({"yuv420p", "yuvj420p", "nv12"})
 # Containers whose packets carry presentation timestamps NVDEC's demuxer numbers frames by.
 NVDEC_CONTAINERS = frozenset({"mov", "mp4", "matroska", "webm", "mpegts"})
 NVDEC_MIN_SIZE = (48, 16)  # the decoder's smallest frame, width x height
@@ -145,6 +146,7 @@ def plan(path: str | os.PathLike) -> Plan:
         tb = float(stream.time_base or 1)
         pts = sorted(p.pts for p in container.demux(stream) if p.size and p.pts is not None)
         container.seek(0)
+        ctx.thread_count = 1  # frame threads would decode several frames before the first comes out
         first = next(iter(container.decode(stream)), None)
         if first is None or first.pts is None or not pts:
             raise VideoError(f"{path}: no decodable video frames with timestamps")
