@@ -66,7 +66,8 @@ def _parity(out: torch.Tensor, ref: torch.Tensor) -> tuple[float, float]:
 
 
 class Report:
-    def __init__(self, out: Path | None):
+    def __init__(self, out: Path | None, header: str):
+        self.header = header
         self.lines: list[str] = []
         self.goals: list[str] = []
         self.out = out
@@ -75,18 +76,20 @@ class Report:
         line = "| " + " | ".join(str(c) for c in cells) + " |"
         self.lines.append(line)
         print(line, flush=True)
+        self.write()  # after every row: a run stopped by its time limit keeps what it measured
 
     def goal(self, text: str, met: bool) -> None:
         line = f"- {text}: {'met' if met else 'NOT met'}"
         self.goals.append(line)
         print(line, flush=True)
+        self.write()
 
-    def write(self, header: str) -> None:
+    def write(self) -> None:
         if self.out is None:
             return
         head = ["| model | dtype | task | batch | implementation | median | rate | vs HF | parity vs fp32 |",
                 "|---|---|---|---|---|---|---|---|---|"]
-        self.out.write_text("\n".join([header, "", *head, *self.lines, "", *self.goals]) + "\n")
+        self.out.write_text("\n".join([self.header, "", *head, *self.lines, "", *self.goals]) + "\n")
 
 
 def _variants(model, device: str, compile_mode: str | None):
@@ -211,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dtypes", default="fp16,bf16")
     p.add_argument("--batches", default="1,256")
     p.add_argument("--xclip-batches", default="1,64")
+    p.add_argument("--xclip-compile-mode", default="", help="torch.compile mode for X-CLIP's large batch ('': skip)")
     p.add_argument("--prompts", type=int, default=1600, help="text rows: 16 templates x prompts/16 labels")
     p.add_argument("--compile-mode", default="default",
                    help="torch.compile mode for the large batches ('' to skip compiling)")
@@ -226,8 +230,8 @@ def main(argv: list[str] | None = None) -> int:
         args.repeats, args.prompts = 2, 32
     device = args.device
     batches = [int(b) for b in args.batches.split(",")]
-    rep = Report(args.out)
     header = f"# {runtime.describe_machine()}; torch {torch.__version__}; model {args.model}-8f random weights"
+    rep = Report(args.out, header)
     print(header, flush=True)
     print("| model | dtype | task | batch | implementation | median | rate | vs HF | parity vs fp32 |", flush=True)
     print("|---|---|---|---|---|---|---|---|---|", flush=True)
@@ -268,8 +272,8 @@ def main(argv: list[str] | None = None) -> int:
             cuda.configure(xmodel)
         for dname in args.dtypes.split(","):
             video_rows(rep, f"X-CLIP {xsize}", xmodel, None, device, dname, xbatches, args.repeats,
-                       args.compile_mode or None, xref, xpix)
-    rep.write(header)
+                       args.xclip_compile_mode or None, xref, xpix)
+    rep.write()
     return 0
 
 

@@ -127,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     def row(*cells: object) -> None:
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
         print(lines[-1], flush=True)
+        if args.out:  # after every row: a run stopped by its time limit keeps what it measured
+            args.out.write_text("\n".join(["| what | setting | rate (videos/s) | note |", "|---|---|---|---|",
+                                           *lines]) + "\n")
 
     with tempfile.TemporaryDirectory() as tmp:
         paths = _clips(args.clips, Path(tmp), args.dry_run)
@@ -179,8 +182,6 @@ def main(argv: list[str] | None = None) -> int:
                 row("together", backend, "failed", " ".join(str(exc).split())[:200])
             finally:
                 both.close()
-    if args.out:
-        args.out.write_text("\n".join(["| what | setting | rate (videos/s) | note |", "|---|---|---|---|", *lines]) + "\n")
     return 0
 
 

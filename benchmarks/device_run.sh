@@ -36,11 +36,11 @@ else
 fi
 echo "## GPU tests (skipped on CPU: graph replay vs eager, NVDEC frames vs the CPU path's)" | tee "$OUT/tests.log"
 if [ "$DRY" = 0 ]; then
-  timeout 90 python3 -m pytest -q -p no:cacheprovider tests/test_cuda_policy.py tests/test_nvdec.py 2>&1 \
+  timeout 60 python3 -m pytest -q -p no:cacheprovider tests/test_cuda_policy.py tests/test_nvdec.py 2>&1 \
     | tail -25 | tee -a "$OUT/tests.log"
 fi
 echo "## CUDA encoders (issue 18)" | tee "$OUT/cuda.log"
-timeout 300 python3 benchmarks/bench_cuda.py "${CUDA[@]}" --out "$OUT/cuda.md" 2>&1 | tee -a "$OUT/cuda.log"
+timeout 240 python3 benchmarks/bench_cuda.py "${CUDA[@]}" --out "$OUT/cuda.md" 2>&1 | tee -a "$OUT/cuda.log"
 echo "## NVDEC and CPU decoding (issue 17)" | tee "$OUT/nvdec.log"
 timeout 150 python3 benchmarks/bench_nvdec.py "${NVDEC[@]}" --out "$OUT/nvdec.md" 2>&1 | tee -a "$OUT/nvdec.log"
 echo "## tables"
