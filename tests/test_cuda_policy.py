@@ -60,20 +60,37 @@ def test_least_recently_used_shape_is_dropped():
     assert cache.captures == 4
 
 
-def test_changed_weights_capture_again():
-    weight = torch.ones(3)
+def test_weights_at_new_addresses_capture_again():
+    weight = [torch.ones(3)]
     rec = Recorder()
-    cache = cuda.GraphCache(lambda x: x * weight, capture=rec, weights=lambda: [weight])
+    cache = cuda.GraphCache(lambda x: x * weight[0], capture=rec, weights_key=lambda: weight[0].data_ptr())
     x = torch.randn(2, 3)
     cache(x)
     with torch.no_grad():
-        weight.mul_(2)  # an in-place edit bumps the version counter
+        weight[0].mul_(2)  # in place: a graph reads the same memory, nothing to capture
+    cache(x)
+    assert cache.captures == 1
+    weight[0] = weight[0].clone()  # new storage, as after model.to(...) or a reload
     assert torch.equal(cache(x), x * 2)
     assert cache.captures == 2
-    moved = [weight.clone()]  # new storage, as after model.to(...) or a reload
-    cache.weights = lambda: moved
-    cache(x)
-    assert cache.captures == 3
+
+
+def test_moving_or_reloading_a_model_drops_its_graphs():
+    from actionclip._dev.weights import random_clip, random_fusion
+    from actionclip.model.actionclip import ActionCLIP
+
+    clip = random_clip("tiny", seed=0)
+    head = random_fusion("meanP", clip.config.embed_dim, 1, 4, position_rows=77, eps=1e-12, seed=0)
+    model = ActionCLIP(clip, head, 4).eval()
+    model.__dict__[cuda._RUNNERS_ATTR] = {"video": object()}
+    model.to(torch.float64)
+    assert cuda._RUNNERS_ATTR not in model.__dict__
+    model.__dict__[cuda._RUNNERS_ATTR] = {"video": object()}
+    model.load_state_dict(model.state_dict(), assign=True)
+    assert cuda._RUNNERS_ATTR not in model.__dict__
+    model.__dict__[cuda._RUNNERS_ATTR] = {"video": object()}
+    cuda.reset(model)
+    assert cuda._RUNNERS_ATTR not in model.__dict__
 
 
 def test_failed_capture_turns_graphs_off_once_with_the_eager_result():
@@ -119,18 +136,19 @@ def test_runner_picks_graphs_for_small_batches_compile_or_eager_for_large(monkey
 
     monkeypatch.setattr(torch, "compile", fake_compile)
     rec = Recorder()
-    eager = cuda._Runner(double, cuda.CudaPolicy(graphs_max_batch=2), tuple)
+    eager = cuda._Runner(double, cuda.CudaPolicy(graphs_max_batch=2), lambda: None)
     eager.graphs.capture = rec
     eager(torch.randn(1, 3)), eager(torch.randn(2, 3)), eager(torch.randn(8, 3))
     assert eager.graphs.captures == 2 and not compiled  # batch 8 ran eagerly
 
-    comp = cuda._Runner(double, cuda.CudaPolicy(graphs_max_batch=2, compile=True, compile_mode="default"), tuple)
+    comp = cuda._Runner(double, cuda.CudaPolicy(graphs_max_batch=2, compile=True, compile_mode="default"),
+                      lambda: None)
     comp.graphs.capture = rec
     comp(torch.randn(8, 3)), comp(torch.randn(16, 3))
     assert compiled == ["default"]  # compiled once, reused for every large batch
 
     monkeypatch.setenv("ACTIONCLIP_CUDA_GRAPHS", "0")
-    off = cuda._Runner(double, cuda.CudaPolicy(), tuple)
+    off = cuda._Runner(double, cuda.CudaPolicy(), lambda: None)
     off.graphs.capture = rec
     off(torch.randn(1, 3))
     assert off.graphs.captures == 0

@@ -11,8 +11,12 @@ CUDA and only in inference, so everything here is off, and costs one attribute c
   ``watch``, ``serve``): the first call with an input shape and dtype warms up on a side stream,
   captures the encoder once and keeps the graph (at most ``max_graphs`` shapes, least recently used
   dropped, all sharing one memory pool); later calls copy the input into the graph's static buffer,
-  replay, and return clones. The key also holds the weights' storage (and version counter), so a
-  model moved, reloaded or edited captures again instead of replaying stale weights.
+  replay, and return clones. A graph reads the weights where they lie, so in-place edits (an
+  optimiser step, ``load_state_dict`` without ``assign``) are seen; weights that move to new storage
+  are not: :class:`~actionclip.model.module.VideoModule` drops the graphs when the model is moved
+  (``.to()``, ``.half()``...) or loads with ``assign=True``, and the key holds the first weight's
+  address as a cheap second check (walking every parameter costs ~0.5 ms a call, a sixth of a
+  one-clip encode). After replacing single parameters by assignment, call :func:`reset`.
 * **torch.compile** (``compile=True``; mode ``max-autotune-no-cudagraphs`` by default) for larger
   batches: it costs tens of seconds once per shape, so it is opt-in, for long runs (``eval``,
   ``index``, a server that stays up, ``actionclip bench --compile``).
@@ -30,13 +34,13 @@ import collections
 import os
 import threading
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 
-__all__ = ["CudaPolicy", "configure", "policy_of", "run", "GraphCache", "tracing"]
+__all__ = ["CudaPolicy", "configure", "reset", "policy_of", "run", "GraphCache", "tracing"]
 
 _POLICY_ATTR = "_actionclip_cuda_policy"
 _RUNNERS_ATTR = "_actionclip_cuda_runners"
@@ -63,6 +67,11 @@ def configure(model: torch.nn.Module, **changes: Any) -> CudaPolicy:
     model.__dict__[_POLICY_ATTR] = policy
     model.__dict__.pop(_RUNNERS_ATTR, None)
     return policy
+
+
+def reset(model: torch.nn.Module) -> None:
+    """Drop the model's captured graphs and compiled functions (the next call builds them again)."""
+    model.__dict__.pop(_RUNNERS_ATTR, None)
 
 
 def policy_of(model: torch.nn.Module) -> CudaPolicy:
@@ -93,18 +102,17 @@ def run(model: torch.nn.Module, name: str, fn: Callable[[torch.Tensor], Any], x:
     runners = model.__dict__.setdefault(_RUNNERS_ATTR, {})
     runner = runners.get(name)
     if runner is None:
-        runner = runners[name] = _Runner(fn, policy_of(model), lambda: model.parameters())
+        runner = runners[name] = _Runner(fn, policy_of(model), lambda: _first_weight(model))
     return runner(x)
 
 
 class _Runner:
     """One encoder's graphs and compiled function (built lazily, per model and encoder)."""
 
-    def __init__(self, fn: Callable[[torch.Tensor], Any], policy: CudaPolicy,
-                 weights: Callable[[], Iterable[torch.Tensor]]):
+    def __init__(self, fn: Callable[[torch.Tensor], Any], policy: CudaPolicy, weights_key: Callable[[], Hashable]):
         self.fn = fn
         self.policy = policy
-        self.graphs = GraphCache(fn, max_graphs=policy.max_graphs, weights=weights)
+        self.graphs = GraphCache(fn, max_graphs=policy.max_graphs, weights_key=weights_key)
         self._compiled: Callable[..., Any] | None = None
 
     def __call__(self, x: torch.Tensor) -> Any:
@@ -117,14 +125,14 @@ class _Runner:
         return self.fn(x)
 
 
-def _weights_key(weights: Iterable[torch.Tensor]) -> tuple:
-    # Inference tensors carry no version counter (reading it raises): their storage is the key.
-    return tuple((w.data_ptr(), -1 if w.is_inference() else w._version) for w in weights)
+def _first_weight(model: torch.nn.Module) -> Hashable:
+    first = next(model.parameters(), None)
+    return None if first is None else first.data_ptr()
 
 
 class GraphCache:
-    """CUDA graphs of ``fn``, one per input (shape, dtype, device) and weights, least recently used
-    dropped beyond ``max_graphs``.
+    """CUDA graphs of ``fn``, one per input (shape, dtype, device) and ``weights_key()`` (where the
+    weights lie), least recently used dropped beyond ``max_graphs``.
 
     ``capture`` is how one graph is made (default: :func:`capture_graph`); it returns a replay
     function ``x -> outputs`` (already cloned). A capture that raises turns the cache off for good
@@ -132,11 +140,11 @@ class GraphCache:
     ``fn`` fails eagerly too, which is the input's fault: that error is raised and graphs stay on."""
 
     def __init__(self, fn: Callable[[torch.Tensor], Any], *, max_graphs: int = 8,
-                 weights: Callable[[], Iterable[torch.Tensor]] = tuple,
+                 weights_key: Callable[[], Hashable] = lambda: None,
                  capture: Callable[..., Callable[[torch.Tensor], Any]] | None = None):
         self.fn = fn
         self.max_graphs = max(1, int(max_graphs))
-        self.weights = weights
+        self.weights_key = weights_key
         self.capture = capture or capture_graph
         self.usable = True
         self.captures = 0  # graphs made so far (bookkeeping the tests and the benchmark read)
@@ -145,7 +153,7 @@ class GraphCache:
         self._lock = threading.Lock()  # one capture or replay at a time (a server's threads share a model)
 
     def key(self, x: torch.Tensor) -> tuple:
-        return (tuple(x.shape), x.dtype, str(x.device), _weights_key(self.weights()))
+        return (tuple(x.shape), x.dtype, str(x.device), self.weights_key())
 
     def __len__(self) -> int:
         return len(self._graphs)
