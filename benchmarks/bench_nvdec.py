@@ -59,6 +59,13 @@ def _one_thread() -> None:
     torch.set_num_threads(1)
 
 
+def _warm(path: str) -> None:
+    """Busy long enough that every worker of the pool is started (and has imported torch and PyAV)
+    before the timing: a pool starts workers only while none is idle."""
+    _cpu_views(path)
+    time.sleep(1.0)
+
+
 def _cpu_views(path: str) -> tuple[int, ...]:
     return tuple(VIEWS(path).shape)  # the work, not the transfer of the result back
 
@@ -67,7 +74,7 @@ def cpu_rate(paths: list[Path], processes: int) -> tuple[float, int]:
     """Videos/s of the CPU path in ``processes`` spawned workers; and how many failed."""
     ctx = multiprocessing.get_context("spawn")
     with cf.ProcessPoolExecutor(processes, mp_context=ctx, initializer=_one_thread) as pool:
-        list(pool.map(_cpu_views, [str(paths[0])] * processes))  # start-up out of the timing
+        list(pool.map(_warm, [str(paths[0])] * processes))  # start-up out of the timing
         start = time.perf_counter()
         failed = 0
         for f in [pool.submit(_cpu_views, str(p)) for p in paths]:
@@ -103,7 +110,7 @@ def pixel_difference(source: nvdec.NvdecSource, paths: list[Path]) -> list[tuple
 def together(paths: list[Path], source: nvdec.NvdecSource, processes: int) -> float:
     ctx = multiprocessing.get_context("spawn")
     with cf.ProcessPoolExecutor(processes, mp_context=ctx, initializer=_one_thread) as pool:
-        list(pool.map(_cpu_views, [str(paths[0])] * processes))
+        list(pool.map(_warm, [str(paths[0])] * processes))
         start = time.perf_counter()
         futures = [source.submit(p) if source.accepts(p) else pool.submit(_cpu_views, str(p)) for p in paths]
         for f in futures:
@@ -148,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             source.close()
             work = [accepted[i % len(accepted)] for i in range(max(len(accepted), args.nvdec_videos))]
-            cpu_same = cpu_rate(work[: len(accepted) * 2], processes[-1])[0]
+            cpu_same = cpu_rate(work[: len(accepted) * 4], processes[-1])[0]
             row("cpu", f"{processes[-1]} processes, NVDEC's clips only", f"{cpu_same:.1f}", "the comparison for the rows below")
             for sessions in [int(x) for x in args.sessions.split(",")]:
                 src = nvdec.NvdecSource(VIEWS, sessions=sessions, backend=backend)
