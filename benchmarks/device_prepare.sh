@@ -12,6 +12,8 @@ rm -rf "$D" && mkdir -p "$D/whl" "$D/site" "$D/clips"
 PLAT=(--no-deps --only-binary=:all: --python-version 3.12 --implementation cp
       --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64)
 python3 -m pip download -q "${PLAT[@]}" -d "$D/whl" av==18.1.0
+# The tokenizer's text clean-up (pure Python; the image has regex but not these).
+python3 -m pip download -q --no-deps --only-binary=:all: -d "$D/whl" "ftfy>=6.3" wcwidth
 python3 -m pip install -q "${PLAT[@]}" --target "$D/site" pynvvideocodec==2.2.4
 # Trim: FFmpeg's source tarball, samples and benchmarks, the CUDA 12 module (the device's driver is
 # CUDA 13), and the duplicate copies of the two libraries (their SONAMEs are what the module loads).

@@ -23,6 +23,7 @@ fi
   echo "NVDEC/NVENC driver libraries: $( (ldconfig -p 2>/dev/null; ls /usr/local/nvidia/lib64 2>/dev/null) \
         | grep -oE 'libnv(cuvid|idia-encode)\.so[.0-9]*' | sort -u | tr '\n' ' ')"
   python3 -c "import torch, av; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'PyAV', av.__version__)"
+  python3 -c "import ftfy, regex, transformers, safetensors; print('transformers', transformers.__version__)"
   python3 -c "from actionclip.video import nvdec; [print(b, nvdec.availability(b) or 'available') for b in nvdec.BACKENDS]"
 } 2>&1 | tee "$OUT/env.txt"
 if [ "$DRY" = 1 ]; then

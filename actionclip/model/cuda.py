@@ -21,7 +21,8 @@ CUDA and only in inference, so everything here is off, and costs one attribute c
   batches: it costs tens of seconds once per shape, so it is opt-in, for long runs (``eval``,
   ``index``, a server that stays up, ``actionclip bench --compile``).
 * **Eager** otherwise, and always when autograd is on (training), when a tracer or the compiler is
-  recording (ONNX export, TorchScript, compiling the caller), when the input is not on a CUDA device,
+  recording (ONNX export, TorchScript, compiling the caller) or a caller captures its own CUDA graph,
+  when the input is not on a CUDA device,
   or when ``ACTIONCLIP_CUDA_GRAPHS=0`` / a failed capture turned graphs off (one warning, then eager).
 
 The policy lives on the model (:func:`configure`), so a command can opt a loaded model into
@@ -98,6 +99,8 @@ def run(model: torch.nn.Module, name: str, fn: Callable[[torch.Tensor], Any], x:
     ``name`` tells apart the encoders of one model ("video", "text"); ``fn`` must be a pure function
     of ``x`` and the model's weights, returning a tensor or a tuple of tensors."""
     if not isinstance(x, torch.Tensor) or x.device.type != "cuda" or torch.is_grad_enabled() or tracing():
+        return fn(x)
+    if torch.cuda.is_current_stream_capturing():  # a caller's own graph (bench's CudaGraphEncoder) records us
         return fn(x)
     runners = model.__dict__.setdefault(_RUNNERS_ATTR, {})
     runner = runners.get(name)
