@@ -144,10 +144,13 @@ def plan(path: str | os.PathLike) -> Plan:
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         fps = float(rate) if rate and float(rate) > 0 else 25.0
         tb = float(stream.time_base or 1)
-        pts = sorted(p.pts for p in container.demux(stream) if p.size and p.pts is not None)
-        container.seek(0)
-        ctx.thread_count = 1  # frame threads would decode several frames before the first comes out
-        first = next(iter(container.decode(stream)), None)
+        try:
+            pts = sorted(p.pts for p in container.demux(stream) if p.size and p.pts is not None)
+            container.seek(0)
+            ctx.thread_count = 1  # frame threads would decode several frames before the first comes out
+            first = next(iter(container.decode(stream)), None)
+        except av.error.FFmpegError as exc:
+            raise VideoError(f"{path}: corrupt or truncated video data ({' '.join(str(exc).split())})") from None
         if first is None or first.pts is None or not pts:
             raise VideoError(f"{path}: no decodable video frames with timestamps")
         t0 = float(first.pts * tb)
