@@ -25,6 +25,9 @@ EXTRAS: dict[str, dict[str, str]] = {
     "onnx": {"onnx": "onnx", "onnxruntime": "onnxruntime"},
     "bench": {"transformers": "transformers", "onnx": "onnx", "onnxruntime": "onnxruntime"},
     "tokenizers": {"tokenizers": "tokenizers"},
+    # NVDEC decoding (actionclip.video.nvdec): it falls back to the CPU with one line instead of
+    # requiring it, and imports only where an NVIDIA driver is (never in the test extra).
+    "nvdec": {"PyNvVideoCodec": "pynvvideocodec"},
 }
 
 

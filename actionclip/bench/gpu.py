@@ -47,44 +47,29 @@ def maybe_compile(fn: Callable[..., Any], enabled: bool, mode: str = "max-autotu
 class CudaGraphEncoder:
     """Replay ``fn`` on a fixed-shape input as one CUDA graph (removes per-kernel launch overhead).
 
-    ``fn`` is any pure tensor function (``model.encode_video``); the first call with a shape captures
-    the graph after a warm-up on a side stream, later calls copy the input into the static buffer and
-    replay.  A batch of another shape gets its own graph (keep the set of shapes small: pad the last
-    batch to the common size).  Outputs are clones, so the caller may keep them across calls.
+    ``fn`` is any pure tensor function (``model.encode_video``); each input shape is captured once
+    and replayed after (:class:`actionclip.model.cuda.GraphCache`, the cache the models use on CUDA;
+    keep the set of shapes small: pad the last batch to the common size). Outputs are clones, so the
+    caller may keep them across calls.
     """
 
     def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], warmup: int = 3):
+        import functools
+
         import torch
+
+        from actionclip.model.cuda import GraphCache, capture_graph
 
         if not torch.cuda.is_available():
             raise UsageError("CUDA graphs: CUDA is not available on this machine")
         self.fn = fn
-        self.warmup = warmup
-        self._graphs: dict[tuple, tuple[Any, torch.Tensor, torch.Tensor]] = {}
-
-    def _capture(self, x: torch.Tensor) -> tuple[Any, torch.Tensor, torch.Tensor]:
-        import torch
-
-        static_in = x.clone()
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream), torch.inference_mode():
-            for _ in range(self.warmup):
-                self.fn(static_in)
-        torch.cuda.current_stream().wait_stream(stream)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph), torch.inference_mode():
-            static_out = self.fn(static_in)
-        return graph, static_in, static_out
+        self._cache = GraphCache(fn, max_graphs=64, capture=functools.partial(capture_graph, warmup=warmup))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        key = (tuple(x.shape), x.dtype, x.device)
-        if key not in self._graphs:
-            self._graphs[key] = self._capture(x)
-        graph, static_in, static_out = self._graphs[key]
-        static_in.copy_(x, non_blocking=True)
-        graph.replay()
-        return static_out.clone()
+        import torch
+
+        with torch.inference_mode():
+            return self._cache(x)
 
 
 def synchronize(device: str) -> None:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from actionclip.errors import CheckpointError
+from actionclip.model import cuda
 from actionclip.model.clip import CLIP
 from actionclip.model.config import ModelConfig
 from actionclip.model.fusion import Fusion, fusion_from_state_dict
@@ -115,6 +116,9 @@ class ActionCLIP(VideoModule):
         """Normalised clips ``[B, T, 3, R, R]`` -> fused video embeddings ``[B, D]`` (not L2-normalised)."""
         if pixels.ndim != 5:
             raise ValueError(f"pixels must be [B, T, 3, H, W], got shape {tuple(pixels.shape)}")
+        return cuda.run(self, "video", self._encode_video, self._input(pixels))  # eager off CUDA
+
+    def _encode_video(self, pixels: torch.Tensor) -> torch.Tensor:
         b, t = pixels.shape[:2]
         frames = self.encode_image(pixels.reshape(b * t, *pixels.shape[2:]))
         return self.fuse(frames.view(b, t, -1))

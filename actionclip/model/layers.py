@@ -28,10 +28,14 @@ def count_layers(sd: Mapping[str, torch.Tensor], prefix: str) -> int:
 
 
 class LayerNorm(nn.LayerNorm):
-    """LayerNorm computed in fp32 whatever the input dtype (as OpenAI's CLIP does for fp16)."""
+    """LayerNorm computed in fp32 whatever the input dtype (as OpenAI's CLIP does for fp16).
+
+    On CUDA, an fp16/bf16 input with weights of its own dtype goes straight to the kernel, which
+    already accumulates in fp32: the explicit round trip there cost two copies of every activation
+    per norm (issue 18)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype == torch.float32:
+        if x.dtype == torch.float32 or (x.is_cuda and self.weight is not None and self.weight.dtype == x.dtype):
             return super().forward(x)
         weight = self.weight.float() if self.weight is not None else None
         bias = self.bias.float() if self.bias is not None else None

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from actionclip.model import cuda
 from actionclip.model.base import VideoTextModel
 from actionclip.model.scoring import TORCH, ArrayOps
 
@@ -41,6 +42,16 @@ class VideoModule(VideoTextModel, nn.Module):
         # autograd (evaluation inside training), which inference tensors refuse. Under a caller's
         # inference_mode or no_grad, nothing changes.
         return torch.no_grad() if torch.is_grad_enabled() else contextlib.nullcontext()
+
+    def _apply(self, fn: Any, recurse: bool = True) -> VideoModule:
+        # .to(), .half(), .cuda() ... move the weights to new storage: CUDA graphs captured on the old
+        # addresses must not replay (model/cuda.py).
+        cuda.reset(self)
+        return super()._apply(fn, recurse)
+
+    def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:
+        cuda.reset(self)  # assign=True puts new tensors in place of the captured ones
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def train(self, mode: bool = True) -> VideoModule:
         # Weights about to be trained no longer match the file they were loaded from: drop the

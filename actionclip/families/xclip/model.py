@@ -48,6 +48,7 @@ from torch import nn
 
 from actionclip.errors import CheckpointError, UsageError
 from actionclip.families.xclip.layers import CrossFrameTransformer, MultiframeIntegration, PromptGenerator
+from actionclip.model import cuda
 from actionclip.model.clip import NON_WEIGHT_KEYS, CLIPConfig, TextTransformer, VisionTransformer
 from actionclip.model.config import ModelConfig
 from actionclip.model.layers import LayerNorm, count_layers, load_state_dict_checked
@@ -244,7 +245,7 @@ class XCLIP(VideoModule):
         tokens the prompt generator attends to)."""
         if pixels.ndim != 5:
             raise ValueError(f"pixels must be [B, T, 3, H, W], got shape {tuple(pixels.shape)}")
-        embedding, tokens = self.xclip.encode_video(self._input(pixels))
+        embedding, tokens = cuda.run(self, "video", self.xclip.encode_video, self._input(pixels))
         return VideoFeatures(embedding=embedding, tokens=tokens)
 
     def encode_tokens(self, tokens: Any) -> torch.Tensor:

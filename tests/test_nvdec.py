@@ -1,0 +1,221 @@
+"""video/nvdec.py on a machine without a GPU: routing, frame mapping, the session pool, the fallback.
+
+NVDEC itself cannot run here. Its place is taken by :class:`AllFrames`, a decoder that reads every
+frame with PyAV in presentation order and answers by position, as NVDEC's batch-by-index call does:
+what is checked is everything around the decoder -- that the planned positions, the rotation and the
+GPU-side preprocessing give exactly the CPU path's views, that sessions are reused, that unfit files
+go to the CPU, and that without the library one line says so. Pixel differences of the real decoder
+(its own YUV->RGB conversion) are measured on a device by benchmarks/bench_nvdec.py.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from actionclip._dev.videos import make_test_video
+from actionclip.video import nvdec
+from actionclip.video.decode import read_video
+from actionclip.video.preprocess import Preprocessing
+from actionclip.video.views import VideoViews
+
+
+class AllFrames:
+    """A stand-in decoder session: every frame decoded by PyAV, answered by position."""
+
+    opened: list[str]
+
+    def __init__(self):
+        self.opened = []
+        self._frames: list[np.ndarray] = []
+
+    def open(self, path: str) -> None:
+        import av
+
+        self.opened.append(path)
+        with av.open(path) as container:
+            frames = sorted(container.decode(video=0), key=lambda f: f.pts)
+            # no rotation here: the session applies it, as after NVDEC
+            self._frames = [f.to_ndarray(format="rgb24") for f in frames]
+
+    def read(self, positions):
+        return torch.from_numpy(np.stack([self._frames[p] for p in positions]))
+
+    def close(self) -> None:
+        self._frames = []
+
+
+@pytest.mark.parametrize("codec, pix_fmt, container, size, why", [
+    ("h264", "yuv420p", "mov,mp4,m4a,3gp,3g2,mj2", (340, 256), None),
+    ("hevc", "yuv420p", "matroska,webm", (1920, 1080), None),
+    ("hevc", "yuv420p10le", "matroska,webm", (1920, 1080), "pixel format yuv420p10le"),
+    ("vp9", "yuv420p", "matroska,webm", (640, 360), None),
+    ("mpeg4", "yuv420p", "avi", (320, 240), "codec mpeg4"),  # UCF-101 / HMDB51
+    ("av1", "yuv420p", "mov,mp4,m4a,3gp,3g2,mj2", (640, 360), "codec av1"),
+    ("gif", "bgra", "gif", (224, 224), "codec gif"),
+    ("h264", "yuv444p", "mov,mp4,m4a,3gp,3g2,mj2", (640, 360), "pixel format yuv444p"),
+    ("h264", "yuv420p", "avi", (640, 360), "container avi"),
+    ("h264", "yuv420p", "mov,mp4,m4a,3gp,3g2,mj2", (32, 32), "frame size 32x32"),
+])
+def test_routing_by_codec_format_container_and_size(codec, pix_fmt, container, size, why):
+    reason = nvdec.nvdec_reason(codec, pix_fmt, container, *size)
+    assert reason is None if why is None else reason.startswith(why)
+
+
+def test_frame_positions_follow_the_cpu_readers_rule():
+    fps = 25.0
+    grid = [k / fps for k in range(10)]
+    assert nvdec.frame_positions(grid, fps, [0, 3, 9, 10, 11]) == [0, 3, 9, 9, 9]  # past the end: the last
+    assert nvdec.regular(grid, fps)
+    # variable rate: frame i is the one on screen at (i + 0.5) / fps
+    times = [0.0, 0.02, 0.1, 0.3, 0.32]
+    assert nvdec.frame_positions(times, fps, [0, 1, 2, 3, 7, 8]) == [1, 1, 2, 2, 3, 4]
+    assert not nvdec.regular(times, fps)
+
+
+@pytest.mark.parametrize("name, options, clips, mode", [
+    ("cfr.mp4", dict(seconds=3.0, size=(96, 64), gop=10), 1, "center"),
+    ("bframes.mp4", dict(seconds=2.0, size=(80, 48), options={"bf": "2"}), 2, "center"),
+    ("rotated.mp4", dict(seconds=2.0, size=(96, 64), rotation=90), 1, "uniform"),
+    ("cfr.mkv", dict(seconds=2.0, size=(64, 48), fps=30), 3, "center"),
+])
+def test_planned_positions_decode_the_cpu_paths_frames(tmp_path, name, options, clips, mode):
+    path = make_test_video(tmp_path / name, **options)
+    p = nvdec.plan(path)
+    assert p.reason is None, p.reason
+    got = nvdec.sample_clips(AllFrames(), p, frames=8, clips=clips, mode=mode)
+    want = read_video(path, frames=8, clips=clips, mode=mode)
+    assert got.shape == want.shape
+    assert np.array_equal(got.numpy(), want)
+
+
+def test_variable_rate_and_mpeg4_are_left_to_the_cpu(tmp_path):
+    vfr = nvdec.plan(make_test_video(tmp_path / "vfr.mkv", seconds=2.0, vfr=True))
+    assert vfr.reason and "irregular" in vfr.reason
+    avi = nvdec.plan(make_test_video(tmp_path / "x.avi", seconds=1.0, codec="mpeg4"))
+    assert avi.reason and avi.reason.startswith("codec mpeg4")
+
+
+def test_device_views_equal_the_cpu_views_and_uint8_views_normalise_to_them(tmp_path):
+    path = make_test_video(tmp_path / "v.mp4", seconds=2.0, size=(120, 90))
+    views = VideoViews(Preprocessing(64), frames=4, torch=True)
+    for crops in (1, 3):
+        want = views(path, crops=crops, clips=2)
+        host = torch.from_numpy(views.sample(path, clips=2))
+        assert torch.equal(nvdec.views_on_device(host, views.preprocessing, crops), want)
+        raw = nvdec.views_on_device(host, views.preprocessing, crops, normalize=False)
+        assert raw.dtype == torch.uint8 and raw.shape == want.shape
+        from actionclip.video.preprocess import normalize_
+
+        assert torch.allclose(normalize_(raw.float(), views.preprocessing), want, atol=1e-6)
+
+
+def test_sessions_are_reused_results_match_and_unfit_files_go_to_the_cpu(tmp_path):
+    good = [make_test_video(tmp_path / f"g{i}.mp4", seconds=1.0 + 0.2 * i, size=(96, 64)) for i in range(6)]
+    vfr = make_test_video(tmp_path / "vfr.mp4", seconds=2.0, vfr=True, gop=12)
+    avi = make_test_video(tmp_path / "u.avi", seconds=1.0, codec="mpeg4")
+    views = VideoViews(Preprocessing(32), frames=4, torch=True)
+    made: list[AllFrames] = []
+
+    def factory():
+        made.append(AllFrames())
+        return made[-1]
+
+    source = nvdec.NvdecSource(views, sessions=2, source_factory=factory)
+    try:
+        assert not source.accepts(avi) and source.accepts(good[0]) and not source.accepts(tmp_path / "none.mp4")
+        items = good * 2 + [vfr]
+        futures = [source.submit(item) for item in items]
+        for item, future in zip(items, futures):
+            assert torch.equal(future.result(), views(item))
+        assert 1 <= source.sessions_open <= 2 and len(made) == source.sessions_open
+        assert sum(len(s.opened) for s in made) == 12  # one decoder per session, reopened per file
+        assert source.stats == {"nvdec": 12, "cpu": 1}  # the VFR file: decoded on the CPU
+        broken = tmp_path / "broken.mp4"
+        broken.write_bytes(b"not a video")
+        with pytest.raises(Exception, match="broken.mp4"):
+            source.submit(broken).result()
+    finally:
+        source.close()
+
+
+def test_without_a_gpu_one_line_says_so_and_nothing_is_built(monkeypatch):
+    lines: list[str] = []
+    monkeypatch.setattr(nvdec, "_said", set())
+    views = VideoViews(Preprocessing(32), frames=4)
+    assert nvdec.nvdec_source(views, say=lines.append) is None
+    assert nvdec.nvdec_source(views, say=lines.append) is None
+    assert lines == ["actionclip: decoding on the CPU: NVDEC not used (no CUDA device)"]
+
+
+def test_a_missing_or_broken_library_is_the_reason(monkeypatch, tmp_path):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setitem(sys.modules, "PyNvVideoCodec", None)
+    assert nvdec.availability() == 'pynvvideocodec is not installed (pip install "actionclip[nvdec]")'
+    monkeypatch.delitem(sys.modules, "PyNvVideoCodec")
+    fake = tmp_path / "PyNvVideoCodec"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("raise RuntimeError('Failed to load NVENC library: libnvidia-encode.so.1')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert nvdec.availability().startswith("pynvvideocodec cannot load (Failed to load NVENC library")
+    with pytest.raises(ValueError, match="backend"):
+        nvdec.availability("dali")
+
+
+def test_importing_the_module_needs_neither_library():
+    code = "import sys, actionclip.video.nvdec; print('PyNvVideoCodec' in sys.modules, 'torchcodec' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "False False", out.stderr
+
+
+# --- on a GPU host with the library (skipped elsewhere; benchmarks/device_run.sh runs them) ----------
+
+needs_nvdec = pytest.mark.skipif(nvdec.availability() is not None if torch.cuda.is_available() else True,
+                                 reason="needs a CUDA device and PyNvVideoCodec")
+
+
+@needs_nvdec
+@pytest.mark.parametrize("name, options", [
+    ("gop.mp4", dict(seconds=4.0, size=(320, 240), gop=30)),
+    ("bframes.mp4", dict(seconds=3.0, size=(256, 192), options={"bf": "2"})),
+    ("rotated.mp4", dict(seconds=2.0, size=(320, 240), rotation=90)),
+    ("clip.mkv", dict(seconds=3.0, size=(320, 240), fps=30)),
+])
+def test_nvdec_decodes_the_cpu_paths_frames(tmp_path, name, options):  # pragma: no cover - GPU only
+    from actionclip._dev.videos import frame_index_from_pixels
+
+    path = make_test_video(tmp_path / name, **options)
+    p = nvdec.plan(path)
+    assert p.reason is None, p.reason
+    source = nvdec.PyNvVideoCodecSource()
+    try:
+        got = nvdec.sample_clips(source, p, frames=8, clips=2).cpu().numpy()
+    finally:
+        source.close()
+    want = read_video(path, frames=8, clips=2)
+    assert got.shape == want.shape
+    # The same frames (each frame draws its own index), within a few grey levels (NVDEC's colours).
+    got_idx = [frame_index_from_pixels(f) for f in got.reshape(-1, *got.shape[-3:])]
+    want_idx = [frame_index_from_pixels(f) for f in want.reshape(-1, *want.shape[-3:])]
+    assert got_idx == want_idx
+    assert np.abs(got.astype(int) - want.astype(int)).mean() < 3
+
+
+@needs_nvdec
+def test_sessions_on_the_gpu_give_views_on_the_gpu(tmp_path):  # pragma: no cover - GPU only
+    paths = [make_test_video(tmp_path / f"v{i}.mp4", seconds=2.0, size=(320, 240)) for i in range(6)]
+    views = VideoViews(Preprocessing(224), frames=8, torch=True)
+    source = nvdec.nvdec_source(views, sessions=3)
+    assert source is not None
+    try:
+        outs = [f.result() for f in [source.submit(p) for p in paths * 2]]
+        assert all(o.is_cuda and o.shape == (1, 8, 3, 224, 224) for o in outs)
+        assert source.sessions_open <= 3 and source.stats == {"nvdec": 12, "cpu": 0}
+        cpu = views(paths[0])
+        assert (outs[0].cpu() - cpu).abs().mean() < 0.05  # a few grey levels over the std (~0.27 * 255)
+    finally:
+        source.close()
