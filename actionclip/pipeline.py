@@ -233,5 +233,8 @@ class PrepareViews:
     crops: int = 1
 
     def __call__(self, item: Any) -> Any:
-        return self.views(getattr(item, "name", item), frames=self.frames, clips=self.clips, crops=self.crops,
-                          normalize=False)
+        import os
+
+        # a path item is the video itself (a Path's .name would be its bare file name)
+        video = item if isinstance(item, (str, os.PathLike)) else item.name
+        return self.views(video, frames=self.frames, clips=self.clips, crops=self.crops, normalize=False)
