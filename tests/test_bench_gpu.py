@@ -1,5 +1,5 @@
-"""benchmarks/bench_gpu.py cannot rot: its CPU dry run prints every section (decode scaling by worker
-count, encoder alone, end to end against the decode rate)."""
+"""The decoding benchmarks cannot rot: bench_gpu.py's CPU dry run prints every section (decode scaling by
+worker count, encoder alone, end to end against the decode rate), bench_pipeline.py's every table."""
 
 from __future__ import annotations
 
@@ -48,3 +48,14 @@ def test_dry_run_on_cpu(tmp_path):
                     r"\(([\d.]+)\); encoder alone ([\d.]+) videos/s", out)
     assert end, out
     assert float(end.group(1)) > 0 and float(end.group(3)) == float(rows[-1][1])
+
+
+@pytest.mark.heavy
+def test_pipeline_benchmark_dry_run():
+    script = SCRIPT.parent / "bench_pipeline.py"
+    done = subprocess.run([sys.executable, str(script), "--all", "--dry-run", "--workers", "2"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    assert re.search(r"\| 2 \| [\d.]+ \| [\d.]+x \| [\d.]+ \| [\d.]+x \|", out), out
+    assert re.search(r"\| this checkout \| [\d.]+ \|", out), out
