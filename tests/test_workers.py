@@ -335,3 +335,11 @@ def test_classify_folder_identical_with_zero_and_two_workers(ckpt, videos, capsy
         runs[workers] = [(r["video"], [(x["label"], x["prob"]) for x in r["results"]])
                          for r in map(__import__("json").loads, out.splitlines())]
     assert len(runs["0"]) == len(videos) and runs["0"] == runs["2"]  # bit for bit, not approximately
+
+
+def test_serve_follows_the_same_rule():
+    from actionclip.serve.settings import ServeSettings
+
+    assert ServeSettings().for_device("cpu").workers == available_cores()
+    assert ServeSettings().for_device("cuda").workers == available_cores()
+    assert ServeSettings().for_device("cuda", workers=0).workers == 0
