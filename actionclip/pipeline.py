@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures as cf
+import functools
 import itertools
 from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from actionclip.errors import VideoError
 from actionclip.workers import DecodeSource, available_cores, process_pool, resolve_workers
 
 if TYPE_CHECKING:
@@ -92,6 +94,19 @@ def prefetch(
     source = itertools.chain(head, source)
     ahead = max(workers, 1, 2 * workers if ahead is None else ahead)
     pool: cf.Executor | None = None
+
+    def submit(item: T) -> cf.Future:
+        nonlocal pool
+        for _ in range(2):
+            if pool is None:
+                pool = process_pool(workers) if processes else cf.ThreadPoolExecutor(max_workers=workers)
+            try:
+                return pool.submit(fn, item)
+            except cf.BrokenExecutor:  # a worker died (see below): the next items get a fresh pool
+                pool.shutdown(wait=False, cancel_futures=True)
+                pool = None
+        raise AssertionError("unreachable: a fresh pool accepts work")
+
     # (item, future), or (item, None) for an item computed in the calling thread when its turn comes
     pending: collections.deque[tuple[T, cf.Future | None]] = collections.deque()
     try:
@@ -109,26 +124,36 @@ def prefetch(
                 elif workers == 0:
                     pending.append((item, None))
                 else:
-                    if pool is None:
-                        pool = process_pool(workers) if processes else cf.ThreadPoolExecutor(max_workers=workers)
-                    pending.append((item, pool.submit(fn, item)))
+                    pending.append((item, submit(item)))
             if not pending:
                 return
             item, future = pending.popleft()
             if future is None:
                 yield item, _call(fn, item)
                 continue
-            try:
-                result: R | Exception = future.result()
-            except Exception as exc:  # noqa: BLE001 - captured per item by design
-                result = exc
-            yield item, result
+            yield item, _result(future, functools.partial(submit, item))
     finally:
         for _, future in pending:
             if future is not None:
                 future.cancel()
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _result(future: cf.Future, again: Callable[[], cf.Future]) -> Any:
+    """A future's result or exception. A worker process that dies (FFmpeg crashing on a file, the OOM
+    killer) breaks the whole pool and fails every item in it: each such item is tried once more in a
+    fresh pool, and the one that breaks that pool too is reported as its own failure."""
+    for attempt in range(2):
+        try:
+            return future.result()
+        except cf.BrokenExecutor:
+            if attempt == 0:
+                future = again()
+        except Exception as exc:  # noqa: BLE001 - captured per item by design
+            return exc
+    return VideoError("its decode worker process died while preparing it (a crash in the decoder, or "
+                      "the process was killed)")
 
 
 def model_input(model: VideoTextModel, views: Sequence[Any]) -> Any:

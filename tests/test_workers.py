@@ -343,3 +343,20 @@ def test_serve_follows_the_same_rule():
     assert ServeSettings().for_device("cpu").workers == available_cores()
     assert ServeSettings().for_device("cuda").workers == available_cores()
     assert ServeSettings().for_device("cuda", workers=0).workers == 0
+
+
+def _die_on_three(x: int) -> int:
+    if x == 3:
+        os._exit(1)  # as a decoder crashing on one file takes its whole process with it
+    time.sleep(0.01)
+    return x
+
+
+def test_a_worker_that_dies_fails_only_its_own_item():
+    out = list(prefetch(_die_on_three, range(10), workers=2, processes=True, ahead=4))
+    assert [i for i, _ in out] == list(range(10))
+    for i, result in out:
+        if i == 3:
+            assert "decode worker process died" in str(result)
+        else:
+            assert result == i
