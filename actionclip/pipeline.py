@@ -5,40 +5,44 @@ with earlier results, and hands results back **in input order**. Each item's exc
 and returned in place of its result, so one broken video never stops a batch. At most ``ahead``
 items are in flight (submitted but not yet consumed), which bounds memory however long the input is.
 
-Threads are the default: PyAV releases the GIL while decoding and torch while resizing, so a thread
-pool overlaps well and needs no pickling. ``processes=True`` uses a process pool instead, for
-preparation functions that hold the GIL (``fn`` and the items must then be picklable).
+:func:`encode_videos`, the loop of every many-video path (``classify`` on files, ``eval``, ``index``),
+decodes in worker *processes* (:mod:`actionclip.workers`: PyAV's per-frame loop holds the GIL, so
+threads do not scale), receives uint8 crops (a quarter of float32's bytes through the pipe and onto
+the device) and normalises them where the model runs (:func:`model_input`). ``prefetch`` alone keeps
+threads as its default, for preparations that release the GIL or must share memory (training's
+frame cache).
 
 ``workers=0`` runs everything sequentially in the calling thread; it is the reference the pooled
-paths must match exactly.
+paths must match exactly. An input of a single item is prepared in the calling thread too: one video
+never waits for a pool to start.
 """
 
 from __future__ import annotations
 
 import collections
 import concurrent.futures as cf
-from collections.abc import Callable, Generator, Iterable
+import functools
+import itertools
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
+
+from actionclip.errors import VideoError
+from actionclip.workers import DecodeSource, available_cores, process_pool, resolve_workers
 
 if TYPE_CHECKING:
     from actionclip.model.base import VideoTextModel
 
-__all__ = ["prefetch", "default_workers", "encode_videos", "PrepareViews"]
+__all__ = ["prefetch", "default_workers", "encode_videos", "model_input", "PrepareViews", "Prepared"]
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 
 def default_workers() -> int:
-    """A sensible number of preparation workers for this machine (1-4)."""
-    import os
-
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not available on macOS/Windows
-        cpus = os.cpu_count() or 1
-    return max(1, min(4, cpus))
+    """Decode workers when none are asked for: one per core this process may use
+    (:func:`actionclip.workers.resolve_workers`)."""
+    return available_cores()
 
 
 def _call(fn: Callable[[T], R], item: T) -> R | Exception:
@@ -56,6 +60,7 @@ def prefetch(
     workers: int = 2,
     ahead: int | None = None,
     processes: bool = False,
+    sources: Sequence[DecodeSource] = (),
 ) -> Generator[tuple[T, R | Exception], None, None]:
     """Yield ``(item, fn(item))`` for each item, in input order, computing ahead in a worker pool.
 
@@ -66,32 +71,44 @@ def prefetch(
         workers: pool size; ``0`` computes each item in the calling thread when it is requested.
         ahead: the most items submitted but not yet yielded (default ``2 * workers``); at least
             ``workers`` so that every worker can be busy.
-        processes: use a process pool instead of threads.
+        processes: decode worker processes (:func:`actionclip.workers.process_pool`) instead of
+            threads (``fn`` and the items must then be picklable).
+        sources: other decode sources (:class:`~actionclip.workers.DecodeSource`), offered each item
+            first; the items none accepts go to the pool (or the calling thread with ``workers=0``).
 
     Yields:
         ``(item, result)``, where ``result`` is the exception ``fn`` raised for that item, if any.
         ``KeyboardInterrupt``/``SystemExit`` are not captured.
 
-    Closing the generator early (``break`` in the consumer) cancels the items not yet started and
-    waits for the few in progress.
+    Closing the generator early (``break`` in the consumer, Ctrl-C) cancels the items not yet started
+    and waits for the few in progress: no worker outlives it.
     """
     if workers < 0:
         raise ValueError(f"workers must be >= 0, got {workers}")
-    if workers == 0:
-        for item in items:
+    source = iter(items)
+    head = list(itertools.islice(source, 2))
+    if not sources and (workers == 0 or len(head) < 2):  # nothing to overlap: no pool to start
+        for item in itertools.chain(head, source):
             yield item, _call(fn, item)
         return
-    ahead = max(workers, 2 * workers if ahead is None else ahead)
-    if processes:
-        import multiprocessing
+    source = itertools.chain(head, source)
+    ahead = max(workers, 1, 2 * workers if ahead is None else ahead)
+    pool: cf.Executor | None = None
 
-        # "spawn", not the default "fork": forking a process whose torch/OpenMP threads are running
-        # can deadlock or crash the child (seen here as a segfault in the decoder workers).
-        pool: cf.Executor = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
-    else:
-        pool = cf.ThreadPoolExecutor(max_workers=workers)
-    pending: collections.deque[tuple[T, cf.Future]] = collections.deque()
-    source = iter(items)
+    def submit(item: T) -> cf.Future:
+        nonlocal pool
+        for _ in range(2):
+            if pool is None:
+                pool = process_pool(workers) if processes else cf.ThreadPoolExecutor(max_workers=workers)
+            try:
+                return pool.submit(fn, item)
+            except cf.BrokenExecutor:  # a worker died (see below): the next items get a fresh pool
+                pool.shutdown(wait=False, cancel_futures=True)
+                pool = None
+        raise AssertionError("unreachable: a fresh pool accepts work")
+
+    # (item, future), or (item, None) for an item computed in the calling thread when its turn comes
+    pending: collections.deque[tuple[T, cf.Future | None]] = collections.deque()
     try:
         exhausted = False
         while True:
@@ -101,17 +118,59 @@ def prefetch(
                 except StopIteration:
                     exhausted = True
                     break
-                pending.append((item, pool.submit(fn, item)))
+                taker = next((s for s in sources if s.accepts(item)), None)
+                if taker is not None:
+                    pending.append((item, taker.submit(item)))
+                elif workers == 0:
+                    pending.append((item, None))
+                else:
+                    pending.append((item, submit(item)))
             if not pending:
                 return
             item, future = pending.popleft()
-            try:
-                result: R | Exception = future.result()
-            except Exception as exc:  # noqa: BLE001 - captured per item by design
-                result = exc
-            yield item, result
+            if future is None:
+                yield item, _call(fn, item)
+                continue
+            yield item, _result(future, functools.partial(submit, item))
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        for _, future in pending:
+            if future is not None:
+                future.cancel()
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _result(future: cf.Future, again: Callable[[], cf.Future]) -> Any:
+    """A future's result or exception. A worker process that dies (FFmpeg crashing on a file, the OOM
+    killer) breaks the whole pool and fails every item in it: each such item is tried once more in a
+    fresh pool, and the one that breaks that pool too is reported as its own failure."""
+    for attempt in range(2):
+        try:
+            return future.result()
+        except cf.BrokenExecutor:
+            if attempt == 0:
+                future = again()
+        except Exception as exc:  # noqa: BLE001 - captured per item by design
+            return exc
+    return VideoError("its decode worker process died while preparing it (a crash in the decoder, or "
+                      "the process was killed)")
+
+
+def model_input(model: VideoTextModel, views: Sequence[Any]) -> Any:
+    """Each item's views ``[V, T, 3, R, R]`` -> one batch ``[B, V, T, 3, R, R]`` of normalised pixels on
+    the model's device: uint8 crops (numpy, or tensors from another decode source) are moved first and
+    normalised there (:func:`~actionclip.video.preprocess.normalize_uint8`); floats are taken as
+    already normalised."""
+    import numpy as np
+
+    from actionclip.video.preprocess import normalize_uint8
+
+    if all(isinstance(v, np.ndarray) for v in views):
+        batch = model.from_numpy(np.stack(views), on_device=True)
+    else:
+        batch = model.ops.stack([model.from_numpy(v, on_device=True) if isinstance(v, np.ndarray) else v
+                                 for v in views])
+    return normalize_uint8(batch, model.config.preprocessing)
 
 
 def encode_videos(
@@ -121,20 +180,22 @@ def encode_videos(
     *,
     batch_size: int = 1,
     workers: int | None = None,
-    processes: bool = False,
+    sources: Sequence[DecodeSource] = (),
 ) -> Generator[tuple[list[T], Any], None, None]:
     """Decode ahead, encode in batches: the loop of ``classify`` on files, ``eval`` and ``index``.
 
-    ``prepare(item)`` gives an item's normalised views ``[V, T, 3, R, R]`` (every item the same V);
-    it runs in ``workers`` threads (or processes) ahead of the model. Yields ``(items, features)``
+    ``prepare(item)`` gives an item's views ``[V, T, 3, R, R]`` (every item the same V): uint8 crops
+    (:class:`PrepareViews`), normalised where the model runs, or already-normalised floats. It runs
+    in ``workers`` decode processes ahead of the model (:func:`actionclip.workers.resolve_workers`:
+    None = one per core, 0 = in this thread), or in one of ``sources``. Yields ``(items, features)``
     with features ``[B, V, ...]`` for each encoded batch, and ``([item], exception)`` for an item whose
     preparation failed (or ``(batch, exception)`` when encoding a batch failed), so the caller
     reports it and goes on. Closing the generator early cancels pending decodes at once.
     """
     from actionclip.model.scoring import map_features
 
-    workers = default_workers() if workers is None else workers
-    prepared = prefetch(prepare, items, workers=workers, processes=processes,
+    workers = resolve_workers(workers)
+    prepared = prefetch(prepare, items, workers=workers, processes=True, sources=sources,
                         ahead=max(2, 2 * workers, batch_size + workers))
     batch: list[tuple[T, Any]] = []
 
@@ -142,7 +203,7 @@ def encode_videos(
         members = [item for item, _ in group]
         try:
             with model.inference():
-                pixels = model.ops.stack([p for _, p in group])  # [B, V, T, 3, R, R]
+                pixels = model_input(model, [p for _, p in group])  # [B, V, T, 3, R, R]
                 b, v = pixels.shape[:2]
                 features = model.encode_video(pixels.reshape(b * v, *pixels.shape[2:]))
                 return members, map_features(features, lambda t, k: t.reshape(b, v, *t.shape[t.ndim - k:]))
@@ -154,6 +215,8 @@ def encode_videos(
             if isinstance(result, BaseException):
                 yield [item], result
                 continue
+            if isinstance(result, Prepared):
+                result = result.apply(item)
             batch.append((item, result))
             if len(batch) >= max(1, batch_size):
                 yield encode(batch)
@@ -165,10 +228,29 @@ def encode_videos(
 
 
 @dataclass(frozen=True)
+class Prepared:
+    """What a preparation learned about its item besides the views, e.g. the video's duration.
+
+    A worker process prepares a copy of the item, so setting an attribute there is lost; a
+    preparation returns ``Prepared(views, notes)`` instead, and :func:`encode_videos` sets ``notes``
+    on the caller's item before batching the views."""
+
+    views: Any
+    notes: dict[str, Any]
+
+    def apply(self, item: Any) -> Any:
+        """Set the notes on ``item``; return the views."""
+        for name, value in self.notes.items():
+            setattr(item, name, value)
+        return self.views
+
+
+@dataclass(frozen=True)
 class PrepareViews:
-    """``item -> [V, T, 3, R, R]`` normalised views: the ``prepare`` of :func:`encode_videos` for items
-    that name a video file (``item.name``, as the user typed it, so errors name it that way; or the
-    item itself as a path). Small and picklable: decoding threads, processes and Ray tasks run it."""
+    """``item -> [V, T, 3, R, R]`` uint8 crops: the ``prepare`` of :func:`encode_videos` for items that
+    name a video file (``item.name``, as the user typed it, so errors name it that way; or the item
+    itself as a path). Small and picklable: decode processes and Ray tasks run it; the model's side
+    normalises what it returns (:func:`model_input`)."""
 
     views: Any  #: the model's :class:`~actionclip.video.views.VideoViews`
     frames: int
@@ -176,4 +258,8 @@ class PrepareViews:
     crops: int = 1
 
     def __call__(self, item: Any) -> Any:
-        return self.views(getattr(item, "name", item), frames=self.frames, clips=self.clips, crops=self.crops)
+        import os
+
+        # a path item is the video itself (a Path's .name would be its bare file name)
+        video = item if isinstance(item, (str, os.PathLike)) else item.name
+        return self.views(video, frames=self.frames, clips=self.clips, crops=self.crops, normalize=False)

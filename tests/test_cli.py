@@ -273,8 +273,9 @@ def test_resume_after_kill_loses_and_duplicates_nothing(ckpt, clips, capsys, tmp
         video.write_bytes(clips["a"].read_bytes())
     out = tmp_path / "results.jsonl"
     args = ["classify", *videos, *_text_args(), "--model", ckpt, "--output", out]
-    proc = subprocess.Popen([sys.executable, "-c", _STALLING_DRIVER, *map(str, args)], cwd=REPO_ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # --workers 0: the stall is patched into this process; decode worker processes would not see it
+    proc = subprocess.Popen([sys.executable, "-c", _STALLING_DRIVER, *map(str, args), "--workers", "0"],
+                            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 90
         while not (out.exists() and out.read_text().count("\n") >= 1):

@@ -47,7 +47,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("model", ("model",)),
     ("families", ("families",)),
     ("loading", ("loading",)),
-    ("workflows", ("workflows", "temporal", "pipeline", "results")),
+    ("workflows", ("workflows", "temporal", "pipeline", "results", "workers")),
     ("applications", ("collection", "training", "evaluation", "onnx", "bench", "serve", "_dev")),
     ("api", ("api",)),
     ("cli", ("cli", "__main__")),

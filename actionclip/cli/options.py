@@ -131,12 +131,17 @@ def add_runtime(p: argparse.ArgumentParser, *, dtype: bool = True) -> None:
                             "fp16 on older cards and fp32 on other CPUs (default: auto)")
 
 
-def add_decoding(p: argparse.ArgumentParser, *, processes: bool = False, default_workers: int | None = None) -> None:
-    """``--workers N`` (background decoding), ``--batch-size B`` and optionally ``--processes``."""
+def add_decoding(p: Any, *, processes: bool = False, default_workers: int | None = None,
+                 help_text: str | None = None) -> None:
+    """``--workers N``: the one decoding rule of every many-video command (:mod:`actionclip.workers`:
+    N decode processes, 0 in this process, default one per core). ``processes=True`` also accepts the
+    old ``--processes`` flag, hidden and without effect (decoding always uses processes now). ``p`` is
+    a parser or one of its argument groups."""
     p.add_argument("--workers", type=non_negative_int, default=default_workers, metavar="N",
-                   help="background decoding workers (0: decode in the main thread; default: up to 4)")
+                   help=help_text or "decode worker processes (0: decode in this process; default: one per CPU "
+                                     "core available; docs/video.md)")
     if processes:
-        p.add_argument("--processes", action="store_true", help="decode in worker processes instead of threads")
+        p.add_argument("--processes", action="store_true", help=argparse.SUPPRESS)
 
 
 def add_batch_size(p: argparse.ArgumentParser, default: int | None = None, what: str = "videos encoded together") -> None:

@@ -28,7 +28,7 @@ import numpy as np
 
 from actionclip.collection.store import Store, features_kind, require_lancedb, to_rows
 from actionclip.errors import UsageError
-from actionclip.pipeline import PrepareViews
+from actionclip.pipeline import Prepared, PrepareViews
 
 if TYPE_CHECKING:
     from actionclip.model.base import VideoTextModel
@@ -71,15 +71,17 @@ class BuildReport:
 
 
 class Prepare(PrepareViews):
-    """:class:`~actionclip.pipeline.PrepareViews` that also records the file's duration on the job
-    (decoding threads share the job; Ray's decoding tasks send it back with the pixels)."""
+    """:class:`~actionclip.pipeline.PrepareViews` that also learns the file's duration: set on the job
+    where it runs (Ray's decoding tasks send it back with the pixels) and returned as a note (a decode
+    process works on a copy of the job; :func:`~actionclip.pipeline.encode_videos` sets it on the
+    original)."""
 
     def __call__(self, job: Job) -> Any:
         from actionclip.video.decode import probe
 
         pixels = super().__call__(job)
         job.duration = float(probe(job.path).duration)
-        return pixels
+        return Prepared(pixels, {"duration": job.duration})
 
 
 def _settings(model: VideoTextModel, frames: int | None, clips: int, crops: int, window: float | None,

@@ -67,10 +67,15 @@ class _Decode:
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         item = pickle.loads(row["item"])
         try:
-            pixels = np.ascontiguousarray(np.asarray(self.prepare(item), dtype=np.float32))
+            from actionclip.pipeline import Prepared
+
+            pixels = self.prepare(item)
+            if isinstance(pixels, Prepared):  # its notes are set on the item here already
+                pixels = pixels.views
+            pixels = np.ascontiguousarray(np.asarray(pixels))  # uint8 crops: the encoder normalises
             error = ""
         except Exception as exc:  # noqa: BLE001 - reported against this video
-            pixels, error = np.zeros((0,), np.float32), _cause(exc)
+            pixels, error = np.zeros((0,), np.uint8), _cause(exc)
         return {"i": row["i"], "item": row["item"], "pixels": pixels,
                 "duration": float(getattr(item, "duration", math.nan)), "error": error}
 
@@ -94,6 +99,7 @@ class _Encode:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         from actionclip.model.scoring import VideoFeatures, map_features
+        from actionclip.pipeline import model_input
 
         model = self.model
         n = len(batch["i"])
@@ -104,7 +110,7 @@ class _Encode:
         if ok:
             try:
                 with model.inference():
-                    pixels = model.from_numpy(np.stack([batch["pixels"][j] for j in ok]))  # [B, V, T, 3, R, R]
+                    pixels = model_input(model, [batch["pixels"][j] for j in ok])  # [B, V, T, 3, R, R]
                     b, v = pixels.shape[:2]
                     features = model.encode_video(pixels.reshape(b * v, *pixels.shape[2:]))
                     features = map_features(features, lambda t, k: model.ops.to_numpy(model.ops.float32(

@@ -1,11 +1,13 @@
 """The model as a service: classify, timeline and live sessions for many clients at once, HTTP-free.
 
-Each request's slow steps run where they belong: decoding and probing in the worker pool
-(:mod:`~actionclip.serve.pool`), label embeddings from the LRU cache (:mod:`~actionclip.serve.labels`),
-the video encoder in the dynamic batcher (:mod:`~actionclip.serve.batching`), which stacks the views
-of every waiting request into one ``model.encode_video`` call and scores each request against its
-own labels. Everything else is the library's: ``model.views`` (decode + preprocess), ``encode_video``
-/ ``probabilities`` (any model of the contract, whose features may be a
+Each request's slow steps run where they belong: decoding in decode worker processes
+(:mod:`actionclip.workers`; uint8 crops come back and are normalised on the model's device in the
+batched pass), probing and other blocking calls in the thread pool (:mod:`~actionclip.serve.pool`),
+label embeddings from the LRU cache (:mod:`~actionclip.serve.labels`), the video encoder in the
+dynamic batcher (:mod:`~actionclip.serve.batching`), which stacks the views of every waiting
+request into one ``model.encode_video`` call and scores each request against its own labels.
+Everything else is the library's: ``model.views`` (decode + preprocess), ``encode_video`` /
+``probabilities`` (any model of the contract, whose features may be a
 :class:`~actionclip.model.scoring.VideoFeatures`), :func:`~actionclip.temporal.timeline.timeline`,
 and the classify record of :mod:`actionclip.results`, so an answer here is exactly what
 ``classify --json`` / ``timeline --json`` print for the same file.
@@ -25,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from actionclip.errors import ActionCLIPError
 from actionclip.model.scoring import map_features
+from actionclip.pipeline import PrepareViews, model_input
 from actionclip.results import make_record, public_record
 from actionclip.serve.batching import DynamicBatcher
 from actionclip.serve.labels import LabelCache
@@ -32,6 +35,7 @@ from actionclip.serve.pool import WorkerPool
 from actionclip.serve.problems import Problem
 from actionclip.serve.settings import ServeSettings
 from actionclip.text.labels import check_labels
+from actionclip.workers import process_pool
 
 if TYPE_CHECKING:
     from actionclip.model.base import VideoTextModel
@@ -58,7 +62,8 @@ class Engine:
                  templates: Sequence[str] | None = None) -> None:
         self.model, self.settings, self.model_name = model, settings, model_name
         self.templates = list(templates) if templates else None  # the server's default, else the model's
-        self.pool = WorkerPool(settings.workers)
+        self.pool = WorkerPool(max(1, settings.workers))
+        self._decoders = process_pool(settings.workers) if settings.workers > 0 else None
         self.labels = LabelCache(model, model_name, settings.label_cache)
         self.batcher: DynamicBatcher[_Job, Any] = DynamicBatcher(
             self._encode_and_score, max_batch=settings.batch_size, max_wait=settings.max_wait,
@@ -101,9 +106,13 @@ class Engine:
         return doc
 
     async def _views(self, video: str | os.PathLike, *, clips: int, crops: int) -> Any:
-        """The video's normalised views ``[V, T, 3, R, R]``, decoded in the worker pool."""
+        """The video's uint8 crops ``[V, T, 3, R, R]``, decoded by a decode worker process (in the thread
+        pool with ``workers=0``); the batcher normalises them on the model's device."""
         await self.pool.run(self._check_video, video)
-        return await self.pool.run(self.model.views, os.fspath(video), clips=clips, crops=crops)
+        prepare = PrepareViews(self.model.views, self.model.views.frames, clips, crops)
+        if self._decoders is None:
+            return await self.pool.run(prepare, os.fspath(video))
+        return await asyncio.get_running_loop().run_in_executor(self._decoders, prepare, os.fspath(video))
 
     # --- the batched encoder pass (the batcher's thread) -------------------------------------------
 
@@ -112,7 +121,8 @@ class Engine:
         model = self.model
         ops = model.ops
         with model.inference():
-            features = model.encode_video(ops.cat([job.pixels for job in jobs]))  # [sum V, ...]
+            # one transfer of uint8 crops, normalised on the model's device
+            features = model.encode_video(model_input(model, [_concat([job.pixels for job in jobs])])[0])
             out, start = [], 0
             for job in jobs:
                 stop = start + job.views
@@ -176,3 +186,12 @@ class Engine:
     def close(self) -> None:
         self.batcher.close()
         self.pool.close()
+        if self._decoders is not None:
+            self._decoders.shutdown(wait=True, cancel_futures=True)
+
+
+def _concat(views: list[Any]) -> Any:
+    """Every job's crops ``[V_i, T, 3, R, R]`` -> ``[sum V_i, T, 3, R, R]`` (numpy from the workers)."""
+    import numpy as np
+
+    return views[0] if len(views) == 1 else np.concatenate(views)

@@ -1,9 +1,9 @@
-"""The worker threads that decode videos and run the model's blocking calls, off the event loop.
+"""The worker threads that run the model's blocking calls, off the event loop.
 
-The event loop only moves bytes and JSON; anything that takes milliseconds (PyAV decoding, resizing,
-probing, label encoding, a timeline) runs here, so one slow video never stalls the other clients.
-Threads, not processes: PyAV and torch release the GIL while they work (see
-:mod:`actionclip.pipeline`).
+The event loop only moves bytes and JSON; anything that takes milliseconds (probing, label encoding,
+a timeline) runs here, so one slow video never stalls the other clients. Decoding a request's clip
+runs in decode worker processes instead (:mod:`actionclip.workers`: PyAV's per-frame loop holds the
+GIL), or here with ``workers=0``.
 """
 
 from __future__ import annotations

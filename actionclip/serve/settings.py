@@ -31,7 +31,7 @@ class ServeSettings:
         max_wait: longest a request waits for others to share its pass, seconds.
         queue_size: most work requests admitted at once (uploading, decoding, queued, encoding);
             beyond it a request gets 503 with ``Retry-After``.
-        workers: decoding threads.
+        workers: decode worker processes (0: decode in the thread pool; :mod:`actionclip.workers`).
         timelines: timelines computed at once (each is a long job).
         label_cache: label-embedding sets kept (LRU).
         max_labels: labels per request.
@@ -65,14 +65,12 @@ class ServeSettings:
         """These settings with the batch size and decoding pool sized for ``device`` where not given:
         a GPU encodes 32 views in about the time of a few; a CPU's matrix units are already busy with
         one clip's 400 rows, and past 4 clips a batch falls out of cache (docs/serve.md)."""
-        from actionclip.pipeline import default_workers
+        from actionclip.workers import resolve_workers
 
         gpu = str(device).startswith("cuda")
-        # A GPU host decodes for a fast encoder: every core may help. On a CPU the decoders share
-        # the cores with the encoder, so the library's usual 1-4 threads.
-        pool = min(16, os.cpu_count() or 4) if gpu else default_workers()
-        return replace(self, batch_size=batch_size or (32 if gpu else 4),
-                       workers=pool if workers is None else workers)
+        # The library's one rule: a decode process per core (a GPU host decodes for a fast encoder; on
+        # a CPU the encoder's threads and the decoders share the cores, as in every other command).
+        return replace(self, batch_size=batch_size or (32 if gpu else 4), workers=resolve_workers(workers))
 
     def with_token_from_env(self) -> ServeSettings:
         """The token from :data:`TOKEN_ENV` when none was given."""

@@ -128,8 +128,9 @@ def save_confusion_png(confusion: np.ndarray, classes: Sequence[str], path: str 
 
 @dataclasses.dataclass(frozen=True)
 class SampleViews:
-    """One dataset sample -> normalised views ``[clips * crops, T, 3, R, R]`` (test-protocol
-    sampling); picklable, for decoding in worker processes."""
+    """One dataset sample -> uint8 crops ``[clips * crops, T, 3, R, R]`` (test-protocol sampling;
+    :func:`actionclip.pipeline.encode_videos` normalises them where the model runs); picklable, for
+    decoding in worker processes."""
 
     views: VideoViews
     frames: int
@@ -138,10 +139,11 @@ class SampleViews:
 
     def __call__(self, sample: Sample) -> Any:
         if not sample.path.is_dir() and not sample.num_frames:  # a video file
-            return self.views(str(sample.path), frames=self.frames, clips=self.clips, crops=self.crops)
+            return self.views(str(sample.path), frames=self.frames, clips=self.clips, crops=self.crops,
+                              normalize=False)
         indices = clip_indices(sample_length(sample), self.frames, clips=self.clips, mode=self.views.sampling)
         raw = read_sample_frames(sample, indices.ravel().tolist())
-        return self.views.pixels(raw.reshape(*indices.shape, *raw.shape[1:]), self.crops)
+        return self.views.pixels(raw.reshape(*indices.shape, *raw.shape[1:]), self.crops, normalize=False)
 
 
 def evaluate(
@@ -168,10 +170,9 @@ def evaluate(
         frames: frames per view (default: the model's).
         clips, crops: temporal and spatial views per video, averaged (multi-view testing).
         batch_size: videos encoded together (default 1 on CPU, 8 on CUDA).
-        workers: decoding threads (default: up to 4; 0 decodes in the calling thread). PyAV
-            and torch release the GIL while decoding and resizing, so threads run in parallel.
-        processes: decode in worker processes instead of threads (for machines with many cores,
-            where Python-side work in the threads would contend for the GIL).
+        workers: decode worker processes (default: one per core; 0 decodes in the calling thread;
+            :mod:`actionclip.workers`).
+        processes: ignored, kept so that older callers run: decoding always uses worker processes.
         progress: show a progress bar on stderr.
         on_failure: called with (sample, error) for each video that fails (default: print a line).
         settings: extra entries for the report's ``settings``.
@@ -202,7 +203,7 @@ def evaluate(
     prepare = SampleViews(model.views, frames, clips, crops)
     try:
         for samples, features in encode_videos(model, list(dataset.samples), prepare, batch_size=batch_size,
-                                               workers=workers, processes=processes):
+                                               workers=workers):
             if isinstance(features, BaseException):
                 for sample in samples:
                     failures.append({"path": str(sample.path), "error": str(features) or type(features).__name__})

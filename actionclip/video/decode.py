@@ -27,8 +27,11 @@ Rotation
     90 degrees; ``width``/``height`` in :class:`VideoInfo` are after rotation. Flips are ignored.
 
 Threading
-    Decoders run with ``thread_type = "AUTO"`` (frame and slice threads): decoding forward from a
-    keyframe is the dominant cost and parallelises well; FFmpeg picks the thread count.
+    By default decoders run with ``thread_type = "AUTO"`` (frame and slice threads): decoding forward
+    from a keyframe is the dominant cost and parallelises well; FFmpeg picks the thread count. A
+    decode worker process (:mod:`actionclip.workers`) calls :func:`set_decoder_threads` with 1: there
+    the parallelism is one video per worker, and N workers each starting a thread per core would
+    oversubscribe the machine.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ from actionclip.errors import UsageError, VideoError
 from actionclip.video.sampling import clip_indices
 
 __all__ = ["VideoInfo", "probe", "read_frames", "read_video", "iter_frames", "window_indices",
-           "VIDEO_EXTENSIONS"]
+           "VIDEO_EXTENSIONS", "set_decoder_threads"]
 
 # Container extensions FFmpeg reads that hold video. Used only to pick video files out of folders
 # (datasets, ``actionclip classify DIR``); a file named explicitly is tried whatever its extension.
@@ -64,6 +67,26 @@ _COUNT_PACKETS_MAX_BYTES = 256 * 1024 * 1024
 # file truncated (packed-B-frame AVI headers count one more frame than the decoder outputs).
 _MISSING_FRAMES_TOLERATED = 2
 _PROBE_FRAMES = 4
+# FFmpeg threads per decoder: 0 lets FFmpeg choose (see the module notes); set_decoder_threads changes it.
+_decoder_threads = 0
+
+
+def set_decoder_threads(threads: int) -> None:
+    """FFmpeg threads for every decoder opened from now on in this process (0: FFmpeg's choice, one per
+    core; 1: no decoder threads, for a process that is itself one of many decode workers)."""
+    global _decoder_threads
+    if threads < 0:
+        raise UsageError(f"threads must be >= 0, got {threads}")
+    _decoder_threads = int(threads)
+
+
+def _configure_threads(stream: Any) -> None:
+    if _decoder_threads == 1:
+        stream.thread_type = "NONE"
+        stream.thread_count = 1
+    else:
+        stream.thread_type = "AUTO"
+        stream.thread_count = _decoder_threads
 
 
 @dataclass(frozen=True)
@@ -147,7 +170,7 @@ class _Video:
             kind = "audio-only file" if c.streams.audio else "no video stream"
             raise VideoError(f"{self.path}: {kind} (no video to read)")
         self.stream = c.streams.video[0]
-        self.stream.thread_type = "AUTO"
+        _configure_threads(self.stream)
         self.time_base = self.stream.time_base or 1
         rate = self.stream.average_rate or self.stream.guessed_rate or self.stream.base_rate
         self.fps = float(rate) if rate and float(rate) > 0 else 25.0
@@ -221,7 +244,7 @@ class _Video:
         self.container.close()
         self.container = self._open()
         self.stream = self.container.streams.video[0]
-        self.stream.thread_type = "AUTO"
+        _configure_threads(self.stream)
 
     def close(self) -> None:
         self.container.close()

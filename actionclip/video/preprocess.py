@@ -11,6 +11,12 @@ differs between models is data, a :class:`Preprocessing` carried by the model an
 * Pixels: the resize's output rounded and clamped to 0..255 like an 8-bit image, ``/ 255``, then the
   model's mean/std (CLIP's or ImageNet's).
 
+The two steps may run apart: ``preprocess_frames(..., normalize=False)`` stops at the 8-bit crops
+(uint8, a quarter of the float32 bytes), which is what decode workers send back, and
+:func:`normalize_uint8` finishes them where the model runs (on its device for torch, in numpy for
+ONNX). Because the crops are already whole numbers 0..255, the split gives exactly the float path's
+values.
+
 Two kernels compute the same resize, chosen by the input's type, because each backend must stay
 free of the other's library: a torch tensor goes through ``F.interpolate(antialias=True)`` (the
 faster one, 1.5-4x on large frames), a numpy array through two small weight matrices built here
@@ -32,7 +38,7 @@ from actionclip.choices import CROPS, INTERPOLATIONS
 from actionclip.errors import UsageError
 
 __all__ = ["CLIP_MEAN", "CLIP_STD", "IMAGENET_MEAN", "IMAGENET_STD", "CROPS", "INTERPOLATIONS",
-           "Preprocessing", "preprocess_frames", "normalize_", "resize_size", "crop_boxes",
+           "Preprocessing", "preprocess_frames", "normalize_", "normalize_uint8", "resize_size", "crop_boxes",
            "view_geometry", "resize_weights", "resize_to", "resize_short_side"]
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -104,7 +110,8 @@ def view_geometry(height: int, width: int, prep: Preprocessing, crops: int) -> t
     return (new_h, new_w), crop_boxes(new_h, new_w, prep.resolution, crops)
 
 
-def preprocess_frames(frames: Any, preprocessing: Preprocessing | int | None = None, crops: int = 1) -> Any:
+def preprocess_frames(frames: Any, preprocessing: Preprocessing | int | None = None, crops: int = 1, *,
+                      normalize: bool = True) -> Any:
     """uint8 RGB frames ``[..., H, W, 3]`` -> normalised float32 ``[..., 3, R, R]``.
 
     With ``crops=3`` the result is ``[3, ..., 3, R, R]`` (one leading entry per crop). A numpy array
@@ -115,6 +122,8 @@ def preprocess_frames(frames: Any, preprocessing: Preprocessing | int | None = N
         preprocessing: the model's :class:`Preprocessing` (an int R is ``Preprocessing(R)``: CLIP's
             mean/std, bicubic, 256/224); default ``Preprocessing()``.
         crops: 1 (centre crop) or 3 (three crops along the long side).
+        normalize: False stops before ``/ 255`` and mean/std: the 8-bit crops, uint8 ``[..., 3, R, R]``
+            (finish them with :func:`normalize_uint8`).
     """
     prep = _as_preprocessing(preprocessing)
     if crops not in CROPS:
@@ -128,7 +137,8 @@ def preprocess_frames(frames: Any, preprocessing: Preprocessing | int | None = N
     flat = frames.reshape(-1, height, width, 3)
     resize = _resize_crop_numpy if is_numpy else _resize_crop_torch
     views = resize(flat, (new_h, new_w), boxes, prep)  # crops x [N, 3, R, R], float 0..255
-    out = [normalize_(view, prep).reshape(*lead, 3, prep.resolution, prep.resolution) for view in views]
+    finish = (lambda view: normalize_(view, prep)) if normalize else _to_uint8
+    out = [finish(view).reshape(*lead, 3, prep.resolution, prep.resolution) for view in views]
     if crops == 1:
         return out[0]
     if is_numpy:
@@ -145,6 +155,30 @@ def normalize_(pixels: Any, preprocessing: Preprocessing, value_range: float = 2
         pixels[..., c, :, :] -= value_range * preprocessing.mean[c]
         pixels[..., c, :, :] /= value_range * preprocessing.std[c]
     return pixels
+
+
+def normalize_uint8(pixels: Any, preprocessing: Preprocessing) -> Any:
+    """The 8-bit crops of ``preprocess_frames(..., normalize=False)`` -> the model's normalised float32
+    pixels, where ``pixels`` lies (a torch tensor stays on its device; numpy stays numpy): exactly what
+    ``preprocess_frames`` gives in one step. Float input is taken as already normalised and returned."""
+    if isinstance(pixels, np.ndarray):
+        if pixels.dtype != np.uint8:
+            return pixels
+        return normalize_(pixels.astype(np.float32), preprocessing)
+    if pixels.is_floating_point():
+        return pixels
+    return normalize_(pixels.float(), preprocessing)
+
+
+def _to_uint8(view: Any) -> Any:
+    # The resize already rounded and clamped to 0..255: the cast is exact.
+    return view.astype(np.uint8) if isinstance(view, np.ndarray) else view.to(dtype=_torch_uint8())
+
+
+def _torch_uint8() -> Any:
+    import torch
+
+    return torch.uint8
 
 
 def _as_preprocessing(value: Preprocessing | int | None) -> Preprocessing:

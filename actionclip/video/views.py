@@ -6,6 +6,8 @@ temporal clips (:func:`actionclip.video.sampling.clip_indices`: the same rule fo
 array of decoded frames), then preprocesses every frame into ``crops`` spatial views
 (:mod:`actionclip.video.preprocess`): ``[V, T, 3, R, R]`` with ``V = crops x clips``, crop-major.
 ``torch=True`` returns a torch tensor (and resizes with torch's faster kernel), else numpy.
+``normalize=False`` stops at the 8-bit crops (numpy uint8, whichever kernel resized them), which decode
+workers send back for the model's side to finish with :func:`~actionclip.video.preprocess.normalize_uint8`.
 """
 
 from __future__ import annotations
@@ -34,9 +36,10 @@ class VideoViews:
 
     def __call__(self, video: Any, *, frames: int | None = None, clips: int = 1, crops: int = 1,
                  mode: str | None = None, start: float | None = None, end: float | None = None,
-                 seed: int | None = None) -> Any:
+                 seed: int | None = None, normalize: bool = True) -> Any:
         """A path, uint8 RGB frames ``[N, H, W, 3]``, or normalised pixels ``[T, 3, R, R]`` /
-        ``[V, T, 3, R, R]`` -> normalised views ``[V, T, 3, R, R]``.
+        ``[V, T, 3, R, R]`` -> normalised views ``[V, T, 3, R, R]`` (uint8 crops with ``normalize=False``;
+        normalised pixels are returned as they are).
 
         Decoded frames are sampled exactly as a file would be (``clips``, ``mode``, ``seed``);
         ``start``/``end`` apply to files."""
@@ -44,7 +47,7 @@ class VideoViews:
             pixels = video if video.ndim == 5 else video[None]
             return self._backend(pixels) if isinstance(pixels, np.ndarray) else pixels
         return self.pixels(self.sample(video, frames=frames, clips=clips, mode=mode, start=start, end=end,
-                                       seed=seed), crops)
+                                       seed=seed), crops, normalize=normalize)
 
     def sample(self, video: Any, *, frames: int | None = None, clips: int = 1, mode: str | None = None,
                start: float | None = None, end: float | None = None, seed: int | None = None) -> np.ndarray:
@@ -61,10 +64,14 @@ class VideoViews:
                              f"got {raw.dtype} {raw.shape}")
         return raw[clip_indices(raw.shape[0], frames, clips=clips, mode=mode, seed=seed)]
 
-    def pixels(self, clips: np.ndarray, crops: int = 1) -> Any:
-        """Sampled uint8 clips ``[C, T, H, W, 3]`` -> normalised views ``[crops * C, T, 3, R, R]``."""
-        out = preprocess_frames(self._backend(clips), self.preprocessing, crops)
-        return out.reshape(-1, *out.shape[-4:])
+    def pixels(self, clips: np.ndarray, crops: int = 1, *, normalize: bool = True) -> Any:
+        """Sampled uint8 clips ``[C, T, H, W, 3]`` -> normalised views ``[crops * C, T, 3, R, R]`` (the
+        uint8 crops with ``normalize=False``)."""
+        out = preprocess_frames(self._backend(clips), self.preprocessing, crops, normalize=normalize)
+        out = out.reshape(-1, *out.shape[-4:])
+        if not normalize and not isinstance(out, np.ndarray):
+            out = out.numpy()  # crops travel (to the model's side, through a pipe) as plain numpy
+        return out
 
     def _backend(self, array: np.ndarray) -> Any:
         if not self.torch:

@@ -2,8 +2,8 @@
 
 Inputs are files, directories (searched recursively for video files) and glob patterns. Labels are
 embedded once per run; for each video only the video encoder runs, while the next videos are decoded
-in background threads (:func:`actionclip.pipeline.prefetch`). A video that fails prints one error line
-and the run goes on; the exit code is non-zero if any failed.
+in worker processes (:func:`actionclip.pipeline.encode_videos`, ``--workers``). A video that fails
+prints one error line and the run goes on; the exit code is non-zero if any failed.
 
 ``--output FILE`` appends one JSON object per video and a rerun skips the videos already in it
 (:mod:`actionclip.results` says how). Label embeddings are cached on disk
@@ -120,6 +120,10 @@ def run(args: argparse.Namespace) -> int:
         videos = [i for i in inputs if isinstance(i, VideoInput)]
         if not videos:
             return 1
+        if len(videos) > 1 and not args.ray:
+            from actionclip.workers import warm_up
+
+            warm_up(args.workers)  # the decode workers' imports overlap the model's loading
 
     results_file = ResultsFile(args.output) if args.output else None
     try:

@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     templates = options.templates_from(args)
     model = options.load_model(args, frames=args.frames)
     report = evaluate(model, ds, templates=templates, frames=args.frames, clips=args.clips, crops=args.crops,
-                      batch_size=args.batch_size, workers=args.workers, processes=args.processes, progress=not args.quiet,
+                      batch_size=args.batch_size, workers=args.workers, progress=not args.quiet,
                       settings={"model": args.model, "subset": subset})
     if report.evaluated == 0:
         return 1  # every clip failed, each with its line: no report of nothing is written

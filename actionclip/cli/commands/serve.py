@@ -61,8 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="most views encoded in one pass (default: 4 on cpu, 32 on cuda)")
     perf.add_argument("--max-wait", type=non_negative_float, default=0.01, metavar="SECONDS",
                       help="longest a request waits for others to share its pass (default 0.01)")
-    perf.add_argument("--workers", type=positive_int, metavar="N",
-                      help="decoding threads (default: up to 4 on cpu, up to 16 on cuda)")
+    options.add_decoding(perf)
     perf.add_argument("--timelines", type=positive_int, default=1, metavar="N",
                       help="timelines computed at once (default 1)")
     p.set_defaults(func=run)

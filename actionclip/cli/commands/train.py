@@ -56,7 +56,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--cache-frames", action="store_true",
                    help="decode every video once and keep its frames in memory (small datasets)")
     p.add_argument("--seed", type=int, default=0)
-    options.add_decoding(p, default_workers=2)
+    options.add_decoding(p, default_workers=2, help_text="threads that read training clips ahead of the model, "
+                         "and the decode processes of the validation pass (default: 2)")
     options.add_runtime(p, dtype=False)
     p.add_argument("--resume", action="store_true", help="continue from OUT/last_model.pt if present")
     p.add_argument("--eval-every", type=positive_int, default=1, metavar="E", help="validate every E epochs")
