@@ -167,3 +167,35 @@ def test_weights_cast_inside_inference_mode_still_take_the_fast_path(tiny_checkp
         second = model.encode_video(pixels)
     assert block.mlp.c_fc.weight.is_inference()
     assert not torch.equal(first, second)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_patch_tokens_equal_the_patch_convolution(dtype):
+    """The patch embedding as one matmul over unfolded patches gives the convolution's tokens, also
+    for an input that is not contiguous (a channels-last batch)."""
+    torch.manual_seed(2)
+    conv = torch.nn.Conv2d(3, 48, kernel_size=16, stride=16, bias=False).to(dtype)
+    images = torch.randn(3, 3, 64, 64).to(dtype).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        expected = conv(images).flatten(2).transpose(1, 2).float()
+        tokens = fastpath.patch_tokens(conv, images).float()
+    assert tokens.shape == (3, 16, 48)
+    tolerance = 1e-5 if dtype == torch.float32 else 0.02 * expected.abs().max().item()
+    torch.testing.assert_close(tokens, expected, atol=tolerance, rtol=0)
+
+
+def test_patch_tokens_only_without_autograd_or_tracing(model, monkeypatch):
+    calls = []
+    real = fastpath.patch_tokens
+    monkeypatch.setattr(fastpath, "patch_tokens", lambda conv, images: calls.append(1) or real(conv, images))
+    visual = model.clip.visual
+    images = torch.randn(2, 3, visual.input_resolution, visual.input_resolution)
+    with torch.inference_mode():
+        fast = visual(images)
+    assert calls == [1]
+    plain = visual(images)  # autograd on: the convolution, which trains
+    with torch.no_grad():
+        traced = torch.jit.trace(visual, images, check_trace=False)  # its check would rerun untraced
+    assert calls == [1]
+    assert "aten::_convolution" in str(traced.inlined_graph)
+    torch.testing.assert_close(fast, plain.detach(), atol=1e-5, rtol=1e-5)
