@@ -199,3 +199,49 @@ def test_patch_tokens_only_without_autograd_or_tracing(model, monkeypatch):
     assert calls == [1]
     assert "aten::_convolution" in str(traced.inlined_graph)
     torch.testing.assert_close(fast, plain.detach(), atol=1e-5, rtol=1e-5)
+
+
+def _prompt_layer(seed: int = 3):
+    from actionclip.families.xclip.layers import PromptGeneratorLayer
+
+    torch.manual_seed(seed)
+    layer = PromptGeneratorLayer(64, 2)
+    with torch.no_grad():
+        for param in layer.parameters():
+            param.copy_(torch.randn(param.shape) * param.shape[-1] ** -0.5)
+    return layer
+
+
+def test_prompt_generator_mlp_takes_the_fast_path_with_the_plain_numbers(monkeypatch):
+    layer = _prompt_layer()
+    text, visual = torch.randn(2, 9, 64), torch.randn(2, 5, 64)
+    calls = []
+    real = fastpath.mlp_residual
+    monkeypatch.setattr(fastpath, "mlp_residual", lambda *args: calls.append(1) or real(*args))
+    with torch.inference_mode():
+        fast = layer(text, visual)
+        plain = _plain(monkeypatch, lambda: layer(text, visual))
+    assert calls == [1]
+    torch.testing.assert_close(fast, plain, atol=1e-5, rtol=1e-5)
+
+
+@needs_packing
+def test_prompt_generator_packed_bf16_follows_its_weights(monkeypatch):
+    layer = _prompt_layer()
+    text, visual = torch.randn(2, 9, 64), torch.randn(2, 5, 64)
+    with torch.inference_mode():
+        exact = layer(text, visual)
+    layer = layer.to(torch.bfloat16)
+    text, visual = text.bfloat16(), visual.bfloat16()
+    with torch.inference_mode():
+        packed = layer(text, visual).float()
+        assert layer.__dict__.get(fastpath._CACHE_ATTR) is not None  # the packed MLP ran
+        plain = _plain(monkeypatch, lambda: layer(text, visual)).float()
+    assert (packed - exact).abs().mean() <= 1.5 * (plain - exact).abs().mean()
+    with torch.no_grad():
+        layer.mlp[3].weight.mul_(-1)
+    with torch.inference_mode():
+        changed = layer(text, visual).float()
+        changed_plain = _plain(monkeypatch, lambda: layer(text, visual)).float()
+    assert not torch.allclose(changed, packed)
+    torch.testing.assert_close(changed, changed_plain, atol=0.05 * changed_plain.abs().max().item(), rtol=0)

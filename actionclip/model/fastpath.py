@@ -88,14 +88,22 @@ def _wants_prepack(x: torch.Tensor) -> bool:
 
 def block_forward(block: nn.Module, x: torch.Tensor, causal: bool) -> torch.Tensor:
     """``block(x)`` for inference; the caller has checked :func:`applies`."""
-    quick_gelu = isinstance(block.mlp.gelu, QuickGELU)
-    if quick_gelu and _wants_prepack(x):
-        return _packed_forward(block, _packed_weights(block, x), x, causal)
+    fc, activation, proj = block.mlp.c_fc, block.mlp.gelu, block.mlp.c_proj
+    if isinstance(activation, QuickGELU) and _wants_prepack(x):
+        return _packed_forward(block, _packed_weights(block, _block_parts(block), x), x, causal)
     x = x + block.attn(block.ln_1(x), causal=causal)
-    y = block.ln_2(x)
-    if not quick_gelu:
-        return x + block.mlp(y)
-    return x + _folded_mlp(block, y)
+    return mlp_residual(block, x, block.ln_2(x), fc, activation, proj)
+
+
+def mlp_residual(owner: nn.Module, x: torch.Tensor, y: torch.Tensor, fc: nn.Linear, activation: nn.Module,
+                 proj: nn.Linear) -> torch.Tensor:
+    """``x + proj(activation(fc(y)))`` for inference (a pre-LN MLP and its residual, as in X-CLIP's
+    prompt generator); the caller has checked :func:`applies`. ``owner`` keeps the packed weights."""
+    if not isinstance(activation, QuickGELU) or fc.bias is None or proj.bias is None:
+        return x + proj(activation(fc(y)))
+    if _wants_prepack(y):
+        return _packed_mlp(_packed_weights(owner, _mlp_parts(fc, proj), y), x, y)
+    return x + _folded_mlp(fc, proj, y)
 
 
 def patch_tokens(conv: nn.Conv2d, images: torch.Tensor) -> torch.Tensor:
@@ -115,8 +123,7 @@ def patch_tokens(conv: nn.Conv2d, images: torch.Tensor) -> torch.Tensor:
     return tokens.view(n, rows * cols, -1)
 
 
-def _folded_mlp(block: nn.Module, y: torch.Tensor) -> torch.Tensor:
-    fc, proj = block.mlp.c_fc, block.mlp.c_proj
+def _folded_mlp(fc: nn.Linear, proj: nn.Linear, y: torch.Tensor) -> torch.Tensor:
     h = F.linear(y, fc.weight, fc.bias).mul_(QUICK_GELU_SCALE)
     F.silu(h, inplace=True)
     flat = h.reshape(-1, h.shape[-1])
@@ -124,30 +131,42 @@ def _folded_mlp(block: nn.Module, y: torch.Tensor) -> torch.Tensor:
     return out.view(*h.shape[:-1], out.shape[-1])
 
 
-def _packed_weights(block: nn.Module, x: torch.Tensor) -> dict[str, Any]:
-    attn, fc, proj = block.attn, block.mlp.c_fc, block.mlp.c_proj
-    sources = (attn.in_proj_weight, attn.in_proj_bias, attn.out_proj.weight, attn.out_proj.bias,
-               fc.weight, fc.bias, proj.weight, proj.bias)
-    key = tuple((p.data_ptr(), _version(p), p.dtype) for p in sources)
-    cached = block.__dict__.get(_CACHE_ATTR)
+# name -> (weight, bias, weight scale, bias scale) of each linear to pack
+_Parts = dict[str, tuple[torch.Tensor, "torch.Tensor | None", float, float]]
+
+
+def _mlp_parts(fc: nn.Linear, proj: nn.Linear) -> _Parts:
+    # 1.702 on c_fc (weight and bias) so that oneDNN's fused SiLU gives silu(1.702 h); 1 / 1.702 on
+    # c_proj's weight only, its bias being added after the product.
+    return {"fc": (fc.weight, fc.bias, QUICK_GELU_SCALE, QUICK_GELU_SCALE),
+            "proj": (proj.weight, proj.bias, 1.0 / QUICK_GELU_SCALE, 1.0)}
+
+
+def _block_parts(block: Any) -> _Parts:  # a ResidualAttentionBlock (layers.py imports this module)
+    attn = block.attn
+    return {"qkv": (attn.in_proj_weight, attn.in_proj_bias, 1.0, 1.0),
+            "out": (attn.out_proj.weight, attn.out_proj.bias, 1.0, 1.0),
+            **_mlp_parts(block.mlp.c_fc, block.mlp.c_proj)}
+
+
+def _packed_weights(owner: nn.Module, parts: _Parts, x: torch.Tensor) -> dict[str, Any]:
+    key = tuple((t.data_ptr(), _version(t), t.dtype) for weight, bias, _, _ in parts.values()
+                for t in (weight, bias) if t is not None)
+    cached = owner.__dict__.get(_CACHE_ATTR)
     if cached is not None and cached["key"] == key:
         return cached
     rows = max(1, x.numel() // x.shape[-1])  # a layout hint only: the packed weight takes any row count
+
+    def scaled(t: torch.Tensor, by: float) -> torch.Tensor:
+        # Scaled in fp32 and rounded once, as a bf16 checkpoint's weight was.
+        return t if by == 1.0 else (t.float() * by).to(t.dtype)
+
+    cached = {"key": key}
     with torch.no_grad():
-        pack = torch.ops.mkldnn._reorder_linear_weight
-
-        def scaled(t: torch.Tensor, by: float) -> torch.Tensor:
-            # Scaled in fp32 and rounded once, as a bf16 checkpoint's weight was.
-            return (t.float() * by).to(t.dtype)
-
-        cached = {
-            "key": key,
-            "qkv": pack(attn.in_proj_weight, rows), "qkv_bias": attn.in_proj_bias,
-            "out": pack(attn.out_proj.weight, rows), "out_bias": attn.out_proj.bias,
-            "fc": pack(scaled(fc.weight, QUICK_GELU_SCALE), rows), "fc_bias": scaled(fc.bias, QUICK_GELU_SCALE),
-            "proj": pack(scaled(proj.weight, 1.0 / QUICK_GELU_SCALE), rows), "proj_bias": proj.bias,
-        }
-    block.__dict__[_CACHE_ATTR] = cached  # a plain attribute: not a parameter, buffer or state_dict entry
+        for name, (weight, bias, weight_scale, bias_scale) in parts.items():
+            cached[name] = torch.ops.mkldnn._reorder_linear_weight(scaled(weight, weight_scale), rows)
+            cached[f"{name}_bias"] = None if bias is None else scaled(bias, bias_scale)
+    owner.__dict__[_CACHE_ATTR] = cached  # a plain attribute: not a parameter, buffer or state_dict entry
     return cached
 
 
@@ -171,6 +190,10 @@ def _packed_forward(block: nn.Module, w: dict[str, Any], x: torch.Tensor, causal
     attended = block.attn.attend(linear(y, w["qkv"], w["qkv_bias"], "none", [], ""), causal)
     # The residual adds ride on the matmuls (oneDNN's binary post-op): x + attended @ W.T + b in one pass.
     x = linear.binary(attended, x, w["out"], w["out_bias"], "add")
-    y = F.layer_norm(x, (width,), block.ln_2.weight, block.ln_2.bias, block.ln_2.eps)
+    return _packed_mlp(w, x, F.layer_norm(x, (width,), block.ln_2.weight, block.ln_2.bias, block.ln_2.eps))
+
+
+def _packed_mlp(w: dict[str, Any], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    linear = torch.ops.mkldnn._linear_pointwise
     h = linear(y, w["fc"], w["fc_bias"], "swish", [], "")  # silu(1.702 h), fused into the matmul
     return linear.binary(h, x, w["proj"], w["proj_bias"], "add")  # c_proj holds the 1 / 1.702
