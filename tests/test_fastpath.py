@@ -111,14 +111,16 @@ def test_packed_bf16_is_as_accurate_as_plain_bf16(tiny_checkpoint, monkeypatch):
 
 
 @needs_packing
-def test_packed_weights_follow_weight_changes(tiny_checkpoint, monkeypatch):
+@pytest.mark.parametrize(("rows", "weight"), [(7, "mlp.c_proj.weight"), (7, "attn.out_proj.weight"),
+                                              (fastpath._FEW_ROWS + 1, "attn.out_proj.weight")])
+def test_packed_weights_follow_weight_changes(tiny_checkpoint, monkeypatch, rows, weight):
     model = actionclip.load(tiny_checkpoint, dtype="bf16")
-    x = torch.randn(2, 7, model.clip.visual.transformer.width, dtype=torch.bfloat16)
+    x = torch.randn(1, rows, model.clip.visual.transformer.width, dtype=torch.bfloat16)
     tower = model.clip.visual.transformer
     with torch.inference_mode():
         first = tower(x)
     with torch.no_grad():
-        tower.resblocks[-1].mlp.c_proj.weight.mul_(3)
+        tower.resblocks[-1].get_parameter(weight).mul_(3)
     with torch.inference_mode():
         changed = tower(x)
         plain = _plain(monkeypatch, lambda: tower(x))
