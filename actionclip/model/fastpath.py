@@ -173,7 +173,7 @@ def _packed_weights(owner: nn.Module, parts: _Parts, x: torch.Tensor) -> dict[st
         if "out" in parts:
             # oneDNN picks its kernel by the packing's row hint. For the square attention output
             # projection, a packing for one row runs one 8-frame clip's 400 rows ~20% faster and
-            # four clips' rows slower, so both are kept (+1/9 of the block's packed weights).
+            # four clips' rows slower, so both are kept (+1/12 of the block's packed weights).
             cached["out_few"] = torch.ops.mkldnn._reorder_linear_weight(parts["out"][0], 1)
     owner.__dict__[_CACHE_ATTR] = cached  # a plain attribute: not a parameter, buffer or state_dict entry
     return cached
