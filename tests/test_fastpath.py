@@ -111,14 +111,16 @@ def test_packed_bf16_is_as_accurate_as_plain_bf16(tiny_checkpoint, monkeypatch):
 
 
 @needs_packing
-def test_packed_weights_follow_weight_changes(tiny_checkpoint, monkeypatch):
+@pytest.mark.parametrize(("rows", "weight"), [(7, "mlp.c_proj.weight"), (7, "attn.out_proj.weight"),
+                                              (fastpath._FEW_ROWS + 1, "attn.out_proj.weight")])
+def test_packed_weights_follow_weight_changes(tiny_checkpoint, monkeypatch, rows, weight):
     model = actionclip.load(tiny_checkpoint, dtype="bf16")
-    x = torch.randn(2, 7, model.clip.visual.transformer.width, dtype=torch.bfloat16)
+    x = torch.randn(1, rows, model.clip.visual.transformer.width, dtype=torch.bfloat16)
     tower = model.clip.visual.transformer
     with torch.inference_mode():
         first = tower(x)
     with torch.no_grad():
-        tower.resblocks[-1].mlp.c_proj.weight.mul_(3)
+        tower.resblocks[-1].get_parameter(weight).mul_(3)
     with torch.inference_mode():
         changed = tower(x)
         plain = _plain(monkeypatch, lambda: tower(x))
@@ -167,3 +169,81 @@ def test_weights_cast_inside_inference_mode_still_take_the_fast_path(tiny_checkp
         second = model.encode_video(pixels)
     assert block.mlp.c_fc.weight.is_inference()
     assert not torch.equal(first, second)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_patch_tokens_equal_the_patch_convolution(dtype):
+    """The patch embedding as one matmul over unfolded patches gives the convolution's tokens, also
+    for an input that is not contiguous (a channels-last batch)."""
+    torch.manual_seed(2)
+    conv = torch.nn.Conv2d(3, 48, kernel_size=16, stride=16, bias=False).to(dtype)
+    images = torch.randn(3, 3, 64, 64).to(dtype).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        expected = conv(images).flatten(2).transpose(1, 2).float()
+        tokens = fastpath.patch_tokens(conv, images).float()
+    assert tokens.shape == (3, 16, 48)
+    tolerance = 1e-5 if dtype == torch.float32 else 0.02 * expected.abs().max().item()
+    torch.testing.assert_close(tokens, expected, atol=tolerance, rtol=0)
+
+
+def test_patch_tokens_only_without_autograd_or_tracing(model, monkeypatch):
+    calls = []
+    real = fastpath.patch_tokens
+    monkeypatch.setattr(fastpath, "patch_tokens", lambda conv, images: calls.append(1) or real(conv, images))
+    visual = model.clip.visual
+    images = torch.randn(2, 3, visual.input_resolution, visual.input_resolution)
+    with torch.inference_mode():
+        fast = visual(images)
+    assert calls == [1]
+    plain = visual(images)  # autograd on: the convolution, which trains
+    with torch.no_grad():
+        traced = torch.jit.trace(visual, images, check_trace=False)  # its check would rerun untraced
+    assert calls == [1]
+    assert "aten::_convolution" in str(traced.inlined_graph)
+    torch.testing.assert_close(fast, plain.detach(), atol=1e-5, rtol=1e-5)
+
+
+def _prompt_layer(seed: int = 3):
+    from actionclip.families.xclip.layers import PromptGeneratorLayer
+
+    torch.manual_seed(seed)
+    layer = PromptGeneratorLayer(64, 2)
+    with torch.no_grad():
+        for param in layer.parameters():
+            param.copy_(torch.randn(param.shape) * param.shape[-1] ** -0.5)
+    return layer
+
+
+def test_prompt_generator_mlp_takes_the_fast_path_with_the_plain_numbers(monkeypatch):
+    layer = _prompt_layer()
+    text, visual = torch.randn(2, 9, 64), torch.randn(2, 5, 64)
+    calls = []
+    real = fastpath.mlp_residual
+    monkeypatch.setattr(fastpath, "mlp_residual", lambda *args: calls.append(1) or real(*args))
+    with torch.inference_mode():
+        fast = layer(text, visual)
+        plain = _plain(monkeypatch, lambda: layer(text, visual))
+    assert calls == [1]
+    torch.testing.assert_close(fast, plain, atol=1e-5, rtol=1e-5)
+
+
+@needs_packing
+def test_prompt_generator_packed_bf16_follows_its_weights(monkeypatch):
+    layer = _prompt_layer()
+    text, visual = torch.randn(2, 9, 64), torch.randn(2, 5, 64)
+    with torch.inference_mode():
+        exact = layer(text, visual)
+    layer = layer.to(torch.bfloat16)
+    text, visual = text.bfloat16(), visual.bfloat16()
+    with torch.inference_mode():
+        packed = layer(text, visual).float()
+        assert layer.__dict__.get(fastpath._CACHE_ATTR) is not None  # the packed MLP ran
+        plain = _plain(monkeypatch, lambda: layer(text, visual)).float()
+    assert (packed - exact).abs().mean() <= 1.5 * (plain - exact).abs().mean()
+    with torch.no_grad():
+        layer.mlp[3].weight.mul_(-1)
+    with torch.inference_mode():
+        changed = layer(text, visual).float()
+        changed_plain = _plain(monkeypatch, lambda: layer(text, visual)).float()
+    assert not torch.allclose(changed, packed)
+    torch.testing.assert_close(changed, changed_plain, atol=0.05 * changed_plain.abs().max().item(), rtol=0)

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from actionclip.errors import CheckpointError
+from actionclip.model import fastpath
 from actionclip.model.layers import Conv2d, Embedding, LayerNorm, Transformer, count_layers, load_state_dict_checked
 
 # Keys OpenAI's TorchScript archives carry as attributes; they hold no weights.
@@ -92,8 +93,11 @@ class VisionTransformer(nn.Module):
             raise ValueError(
                 f"images must be {self.input_resolution}x{self.input_resolution}, got {tuple(images.shape[-2:])}"
             )
-        x = self.conv1(images.to(self.conv1.weight.dtype))  # [N, W, g, g]
-        x = x.flatten(2).transpose(1, 2)  # [N, g*g, W]
+        images = images.to(self.conv1.weight.dtype)
+        if fastpath.applies():
+            x = fastpath.patch_tokens(self.conv1, images)
+        else:
+            x = self.conv1(images).flatten(2).transpose(1, 2)  # [N, W, g, g] -> [N, g*g, W]
         cls = self.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
         x = torch.cat([cls, x], dim=1) + self.positional_embedding.to(x.dtype)
         return self.ln_pre(x)

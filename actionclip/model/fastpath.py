@@ -1,6 +1,7 @@
-"""Inference-only fast path for the transformer blocks (CLIP's towers and the Transf fusion heads).
+"""Inference-only fast path for the transformer blocks (CLIP's towers, X-CLIP's blocks and the Transf
+fusion heads) and the image tower's patch embedding.
 
-Two rewrites, used only when autograd is off, that leave the maths unchanged:
+Rewrites used only when autograd is off and nothing is tracing, that leave the maths unchanged:
 
 * **QuickGELU folded into the MLP.** ``h * sigmoid(1.702 h)`` is ``silu(1.702 h) / 1.702``, so the
   MLP becomes ``c_proj(silu(1.702 * c_fc(y)) / 1.702)``: the scale is applied in place, the SiLU runs
@@ -10,16 +11,20 @@ Two rewrites, used only when autograd is off, that leave the maths unchanged:
 * **oneDNN weight prepacking for bf16 on CPUs with native bf16 (AMX / AVX512-BF16).** ``F.linear``
   reorders the weight into oneDNN's blocked layout on every call; for the 400-row matmuls of an
   8-frame clip that reorder is a third of the time. Each block's four weights are packed once, with
-  ``1.702`` folded into the ``c_fc`` copy so that oneDNN's fused SiLU gives ``silu(1.702 h)``; the
-  ``1 / 1.702`` is applied to ``c_proj``'s output together with the residual add (folding it into
-  the ``c_proj`` weights too would round each of them once more in bf16, for ~2% speed). A B/32
-  clip encode goes from ~170 ms to ~145 ms here (docs/speed.md). The packed copies cost one more
-  copy of the blocks' weights (~250 MB for B/32 in bf16); they live beside the parameters, not in
-  ``state_dict()``, and are rebuilt when a weight is changed or moved (keyed by each weight's storage
-  and version counter; weights made under ``torch.inference_mode()`` have no version counter, so for
-  them the key is the storage alone and :func:`invalidate` must follow an in-place edit).
+  ``1.702`` folded into the ``c_fc`` copy so that oneDNN's fused SiLU gives ``silu(1.702 h)``, and
+  ``1 / 1.702`` folded into the ``c_proj`` copy (both scaled in fp32 and rounded once). Both residual
+  adds ride on their matmul as oneDNN's binary ``add`` post-op, so a block makes no elementwise
+  pass of its own besides the two LayerNorms. The packed copies cost one more copy of the blocks'
+  weights (~250 MB for B/32 in bf16); they live beside the parameters, not in ``state_dict()``, and
+  are rebuilt when a weight is changed or moved (keyed by each weight's storage and version counter;
+  weights made under ``torch.inference_mode()`` have no version counter, so for them the key is the
+  storage alone and :func:`invalidate` must follow an in-place edit).
+* **The patch embedding as a matmul (CPU).** A ViT's patch convolution (kernel = stride) is a matmul
+  over the unfolded patches; oneDNN's convolution runs that shape at a fraction of its matmul rate
+  (B/32, 8 frames: 3.4 ms as a convolution, 1.4 ms as a matmul in bf16; 8.3 -> 6.7 ms in fp32).
 
-``ACTIONCLIP_FASTPATH=0`` turns both off (to compare, or to rule them out when debugging).
+``ACTIONCLIP_FASTPATH=0`` turns them all off (to compare, or to rule them out when debugging).
+docs/speed.md has the measurements.
 """
 
 from __future__ import annotations
@@ -83,18 +88,42 @@ def _wants_prepack(x: torch.Tensor) -> bool:
 
 def block_forward(block: nn.Module, x: torch.Tensor, causal: bool) -> torch.Tensor:
     """``block(x)`` for inference; the caller has checked :func:`applies`."""
-    quick_gelu = isinstance(block.mlp.gelu, QuickGELU)
-    if quick_gelu and _wants_prepack(x):
-        return _packed_forward(block, _packed_weights(block, x), x, causal)
+    fc, activation, proj = block.mlp.c_fc, block.mlp.gelu, block.mlp.c_proj
+    if isinstance(activation, QuickGELU) and _wants_prepack(x):
+        return _packed_forward(block, _packed_weights(block, _block_parts(block), x), x, causal)
     x = x + block.attn(block.ln_1(x), causal=causal)
-    y = block.ln_2(x)
-    if not quick_gelu:
-        return x + block.mlp(y)
-    return x + _folded_mlp(block, y)
+    return mlp_residual(block, x, block.ln_2(x), fc, activation, proj)
 
 
-def _folded_mlp(block: nn.Module, y: torch.Tensor) -> torch.Tensor:
-    fc, proj = block.mlp.c_fc, block.mlp.c_proj
+def mlp_residual(owner: nn.Module, x: torch.Tensor, y: torch.Tensor, fc: nn.Linear, activation: nn.Module,
+                 proj: nn.Linear) -> torch.Tensor:
+    """``x + proj(activation(fc(y)))`` for inference (a pre-LN MLP and its residual, as in X-CLIP's
+    prompt generator); the caller has checked :func:`applies`. ``owner`` keeps the packed weights."""
+    if not isinstance(activation, QuickGELU) or fc.bias is None or proj.bias is None:
+        return x + proj(activation(fc(y)))
+    if _wants_prepack(y):
+        return _packed_mlp(_packed_weights(owner, _mlp_parts(fc, proj), y), x, y)
+    return x + _folded_mlp(fc, proj, y)
+
+
+def patch_tokens(conv: nn.Conv2d, images: torch.Tensor) -> torch.Tensor:
+    """A ViT patch embedding ``conv(images).flatten(2).transpose(1, 2)`` (kernel = stride, no padding,
+    no bias) -> tokens ``[N, g*g, W]``; the caller has checked :func:`applies`. On the CPU it runs as
+    one matmul over the unfolded patches: oneDNN's convolution takes a 32x32-stride kernel at a fifth
+    of its matmul rate (bf16), and the unfolding copy is one pass over the pixels."""
+    if images.device.type != "cpu" or images.dtype not in (torch.float32, torch.bfloat16):
+        return conv(images).flatten(2).transpose(1, 2)
+    n, channels, height, width = images.shape
+    patch = conv.kernel_size[0]
+    rows, cols = height // patch, width // patch
+    patches = (images.reshape(n, channels, rows, patch, cols, patch)
+               .permute(0, 2, 4, 1, 3, 5)
+               .reshape(n * rows * cols, channels * patch * patch))
+    tokens = F.linear(patches, conv.weight.reshape(conv.weight.shape[0], -1))
+    return tokens.view(n, rows * cols, -1)
+
+
+def _folded_mlp(fc: nn.Linear, proj: nn.Linear, y: torch.Tensor) -> torch.Tensor:
     h = F.linear(y, fc.weight, fc.bias).mul_(QUICK_GELU_SCALE)
     F.silu(h, inplace=True)
     flat = h.reshape(-1, h.shape[-1])
@@ -102,25 +131,51 @@ def _folded_mlp(block: nn.Module, y: torch.Tensor) -> torch.Tensor:
     return out.view(*h.shape[:-1], out.shape[-1])
 
 
-def _packed_weights(block: nn.Module, x: torch.Tensor) -> dict[str, Any]:
-    attn, fc, proj = block.attn, block.mlp.c_fc, block.mlp.c_proj
-    sources = (attn.in_proj_weight, attn.in_proj_bias, attn.out_proj.weight, attn.out_proj.bias,
-               fc.weight, fc.bias, proj.weight, proj.bias)
-    key = tuple((p.data_ptr(), _version(p), p.dtype) for p in sources)
-    cached = block.__dict__.get(_CACHE_ATTR)
+# Up to how many rows the attention output projection takes its one-row packing (measured on a
+# 2-core AMX Xeon, B/32: one clip's encode ~6% faster with it, four clips' ~2% slower).
+_FEW_ROWS = 800
+
+# name -> (weight, bias, weight scale, bias scale) of each linear to pack
+_Parts = dict[str, tuple[torch.Tensor, "torch.Tensor | None", float, float]]
+
+
+def _mlp_parts(fc: nn.Linear, proj: nn.Linear) -> _Parts:
+    # 1.702 on c_fc (weight and bias) so that oneDNN's fused SiLU gives silu(1.702 h); 1 / 1.702 on
+    # c_proj's weight only, its bias being added after the product.
+    return {"fc": (fc.weight, fc.bias, QUICK_GELU_SCALE, QUICK_GELU_SCALE),
+            "proj": (proj.weight, proj.bias, 1.0 / QUICK_GELU_SCALE, 1.0)}
+
+
+def _block_parts(block: Any) -> _Parts:  # a ResidualAttentionBlock (layers.py imports this module)
+    attn = block.attn
+    return {"qkv": (attn.in_proj_weight, attn.in_proj_bias, 1.0, 1.0),
+            "out": (attn.out_proj.weight, attn.out_proj.bias, 1.0, 1.0),
+            **_mlp_parts(block.mlp.c_fc, block.mlp.c_proj)}
+
+
+def _packed_weights(owner: nn.Module, parts: _Parts, x: torch.Tensor) -> dict[str, Any]:
+    key = tuple((t.data_ptr(), _version(t), t.dtype) for weight, bias, _, _ in parts.values()
+                for t in (weight, bias) if t is not None)
+    cached = owner.__dict__.get(_CACHE_ATTR)
     if cached is not None and cached["key"] == key:
         return cached
     rows = max(1, x.numel() // x.shape[-1])  # a layout hint only: the packed weight takes any row count
+
+    def scaled(t: torch.Tensor, by: float) -> torch.Tensor:
+        # Scaled in fp32 and rounded once, as a bf16 checkpoint's weight was.
+        return t if by == 1.0 else (t.float() * by).to(t.dtype)
+
+    cached = {"key": key}
     with torch.no_grad():
-        pack = torch.ops.mkldnn._reorder_linear_weight
-        cached = {
-            "key": key,
-            "qkv": pack(attn.in_proj_weight, rows), "qkv_bias": attn.in_proj_bias,
-            "out": pack(attn.out_proj.weight, rows), "out_bias": attn.out_proj.bias,
-            "fc": pack(fc.weight * QUICK_GELU_SCALE, rows), "fc_bias": fc.bias * QUICK_GELU_SCALE,
-            "proj": pack(proj.weight, rows), "proj_bias": proj.bias,
-        }
-    block.__dict__[_CACHE_ATTR] = cached  # a plain attribute: not a parameter, buffer or state_dict entry
+        for name, (weight, bias, weight_scale, bias_scale) in parts.items():
+            cached[name] = torch.ops.mkldnn._reorder_linear_weight(scaled(weight, weight_scale), rows)
+            cached[f"{name}_bias"] = None if bias is None else scaled(bias, bias_scale)
+        if "out" in parts:
+            # oneDNN picks its kernel by the packing's row hint. For the square attention output
+            # projection, a packing for one row runs one 8-frame clip's 400 rows ~20% faster and
+            # four clips' rows slower, so both are kept (+1/12 of the block's packed weights).
+            cached["out_few"] = torch.ops.mkldnn._reorder_linear_weight(parts["out"][0], 1)
+    owner.__dict__[_CACHE_ATTR] = cached  # a plain attribute: not a parameter, buffer or state_dict entry
     return cached
 
 
@@ -142,8 +197,13 @@ def _packed_forward(block: nn.Module, w: dict[str, Any], x: torch.Tensor, causal
     # clip_model.LayerNorm (kept for fp16) is not needed here.
     y = F.layer_norm(x, (width,), block.ln_1.weight, block.ln_1.bias, block.ln_1.eps)
     attended = block.attn.attend(linear(y, w["qkv"], w["qkv_bias"], "none", [], ""), causal)
-    x = x + linear(attended, w["out"], w["out_bias"], "none", [], "")
-    y = F.layer_norm(x, (width,), block.ln_2.weight, block.ln_2.bias, block.ln_2.eps)
+    # The residual adds ride on the matmuls (oneDNN's binary post-op): x + attended @ W.T + b in one pass.
+    out = w["out_few"] if x.numel() <= _FEW_ROWS * width else w["out"]
+    x = linear.binary(attended, x, out, w["out_bias"], "add")
+    return _packed_mlp(w, x, F.layer_norm(x, (width,), block.ln_2.weight, block.ln_2.bias, block.ln_2.eps))
+
+
+def _packed_mlp(w: dict[str, Any], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    linear = torch.ops.mkldnn._linear_pointwise
     h = linear(y, w["fc"], w["fc_bias"], "swish", [], "")  # silu(1.702 h), fused into the matmul
-    out = linear(h, w["proj"], None, "none", [], "")
-    return torch.add(x, out, alpha=1.0 / QUICK_GELU_SCALE).add_(w["proj_bias"])
+    return linear.binary(h, x, w["proj"], w["proj_bias"], "add")  # c_proj holds the 1 / 1.702

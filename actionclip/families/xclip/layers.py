@@ -12,7 +12,8 @@ for General Video Recognition"), built from the CLIP blocks of :mod:`actionclip.
   of T rows, a few CLIP blocks, a residual around them, the mean over frames.
 * :class:`PromptGenerator` (``prompts_generator``): text embeddings attend to the clip's visual
   tokens (LayerNorm'd), two pre-LN cross-attention + MLP layers, scaled per channel by ``alpha``; the
-  caller adds the result to the text embeddings ("video-specific prompts").
+  caller adds the result to the text embeddings ("video-specific prompts"). In inference its MLPs
+  take the fast path's QuickGELU MLP (:func:`actionclip.model.fastpath.mlp_residual`).
 
 Parameter names are the original release's (``message_attn.in_proj_weight``, ``mit.resblocks.0``,
 ``prompts_generator.decoder.0.cross_attn.q_proj`` ...), so its state dicts load without renaming.
@@ -20,11 +21,14 @@ Parameter names are the original release's (``message_attn.in_proj_weight``, ``m
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from actionclip.errors import CheckpointError
+from actionclip.model import fastpath
 from actionclip.model.activations import make_activation
 from actionclip.model.layers import LayerNorm, Linear, ResidualAttentionBlock, SelfAttention, Transformer
 
@@ -119,6 +123,9 @@ class PromptGeneratorLayer(nn.Module):
 
     def forward(self, text: torch.Tensor, visual: torch.Tensor) -> torch.Tensor:
         text = text + self.cross_attn(self.norm1(text), visual)
+        if fastpath.applies():
+            fc, activation, proj = cast(nn.Linear, self.mlp[0]), self.mlp[1], cast(nn.Linear, self.mlp[3])
+            return fastpath.mlp_residual(self, text, self.norm3(text), fc, activation, proj)
         return text + self.mlp(self.norm3(text))
 
 
