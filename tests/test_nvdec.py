@@ -378,6 +378,36 @@ def test_eval_and_index_preparations_say_which_items_are_video_files(tmp_path):
     assert job.duration == float(probe(video).duration)
 
 
+def test_serve_decodes_one_clip_requests_on_nvdec_and_the_rest_in_its_workers(on_cuda, stand_in, tmp_path):
+    import asyncio
+
+    from actionclip.serve.engine import Engine
+    from actionclip.serve.settings import ServeSettings
+
+    mp4 = [make_test_video(tmp_path / f"v{i}.mp4", seconds=1.0 + 0.5 * i, size=(96, 64)) for i in range(2)]
+    avi = make_test_video(tmp_path / "u.avi", seconds=1.0, codec="mpeg4")
+    requests = [(mp4[0], 1), (avi, 1), (mp4[1], 2)]  # (video, clips): 2 clips -> the workers
+    labels = ["running", "walking", "jumping"]
+    # a batch of 4 views: the three requests' (1 + 1 + 2), NVDEC's tensor beside the workers' numpy
+    engine = Engine(on_cuda, ServeSettings(batch_size=4, max_wait=10.0, workers=1), model_name="tiny")
+
+    async def all_at_once():
+        return await asyncio.gather(*[engine.classify(v, v.name, labels, clips=c) for v, c in requests])
+
+    try:
+        records = asyncio.run(all_at_once())
+        [source] = stand_in["sources"]
+        assert [path for s in stand_in["sessions"] for path in s.opened] == [str(mp4[0])]
+        assert engine.batcher.stats.largest == 3, "the three requests shared one pass"
+    finally:
+        engine.close()
+    assert all(s.closed for s in stand_in["sessions"])
+    for record, (video, clips) in zip(records, requests):
+        expected = on_cuda.classify(video, labels, clips=clips)
+        assert [r["label"] for r in record["results"]] == [label for label, _ in expected]
+        np.testing.assert_allclose([r["prob"] for r in record["results"]], [p for _, p in expected], atol=1e-6)
+
+
 # --- on a GPU host with the library (skipped elsewhere; benchmarks/device_run.sh runs them) ----------
 
 needs_nvdec = pytest.mark.skipif(nvdec.availability() is not None if torch.cuda.is_available() else True,
