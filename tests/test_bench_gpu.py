@@ -61,14 +61,16 @@ def test_pipeline_benchmark_dry_run():
     assert re.search(r"\| this checkout \| [\d.]+ \|", out), out
 
 
-def test_decode_source_rows_alone_and_with_the_workers(tiny_model, tmp_path, capsys):
+def test_decode_source_rows_alone_and_with_the_workers(tiny_checkpoint, tmp_path, capsys):
     """The NVDEC rows' logic, with a decode source that takes the .mp4 files in a thread (the real one
     needs a GPU): decode_sources gives nothing for a CPU model, and each source prints its row."""
     import concurrent.futures as cf
 
+    import actionclip
     from actionclip._dev.videos import make_test_video
     from actionclip.pipeline import PrepareViews
 
+    tiny_model = actionclip.load(tiny_checkpoint, device="cpu", dtype="fp32")  # on the CPU on any host
     bench = _script()
     assert bench.decode_sources(tiny_model) == []
     prepare = PrepareViews(tiny_model.views, tiny_model.num_frames)

@@ -195,13 +195,21 @@ class _Slow(AllFrames):
         super().open(path)
 
 
+@pytest.fixture(scope="module")
+def cpu_model(tiny_checkpoint):
+    """The tiny model on the CPU, also on a GPU host (benchmarks/device_run.sh runs this file there)."""
+    import actionclip
+
+    return actionclip.load(tiny_checkpoint, device="cpu", dtype="fp32")
+
+
 @pytest.fixture
-def on_cuda(tiny_model, monkeypatch):
+def on_cuda(cpu_model, monkeypatch):
     """The tiny model claiming to run on CUDA (it stays on the CPU); no line said yet this process."""
-    monkeypatch.setattr(type(tiny_model), "on_gpu", property(lambda self: True))
+    monkeypatch.setattr(type(cpu_model), "on_gpu", property(lambda self: True))
     monkeypatch.setattr(nvdec, "_said", set())
     monkeypatch.delenv("ACTIONCLIP_NVDEC", raising=False)
-    return tiny_model
+    return cpu_model
 
 
 @pytest.fixture
@@ -230,15 +238,15 @@ def _features(runs):
     return [item for batch, _ in out for item in batch], torch.cat([f for _, f in out])
 
 
-def test_a_cpu_model_gets_no_source_and_no_line(tiny_model, monkeypatch, capsys):
+def test_a_cpu_model_gets_no_source_and_no_line(cpu_model, monkeypatch, capsys):
     from actionclip.model.scoring import NUMPY
     from actionclip.pipeline import PrepareViews, sources_for
 
     monkeypatch.setattr(nvdec, "_said", set())
     monkeypatch.setattr(nvdec, "availability", lambda backend="pynvvideocodec": None)  # even with the library
-    prepare = PrepareViews(tiny_model.views, 8)
+    prepare = PrepareViews(cpu_model.views, 8)
     lines: list[str] = []
-    assert not tiny_model.on_gpu and sources_for(tiny_model, prepare, say=lines.append) == []
+    assert not cpu_model.on_gpu and sources_for(cpu_model, prepare, say=lines.append) == []
 
     class OnnxOnCuda:  # ONNX Runtime on CUDA: numpy arrays, nothing NVDEC's tensors could feed
         on_gpu = True
