@@ -265,7 +265,7 @@ def sources_for(model: VideoTextModel, prepare: Callable[[Any], Any], *,
         return []
     from actionclip.video.nvdec import nvdec_source
 
-    index = getattr(model.device, "index", None)  # a torch.device: "cuda" alone means the current GPU
+    index = model.device.index  # a torch model's torch.device; "cuda" without one: the current GPU
     source = nvdec_source(prepare.views, say=say, frames=prepare.frames, clips=prepare.clips, crops=prepare.crops,
                           normalize=False, gpu_id=int(index or 0), video_of=prepare.video_of,
                           finish=prepare.finish)

@@ -326,9 +326,9 @@ def test_the_workers_take_what_a_full_source_has_no_room_for(on_cuda, tmp_path):
         assert source.accepts(videos[0]) and source.capacity == 1
         wired = _features(encode_videos(on_cuda, videos, prepare, batch_size=2, workers=2, sources=[source]))
         opened = [path for s in sessions for path in s.opened]
-        # the first went to NVDEC; the next ones, offered while it was busy, to the workers
-        assert opened[0] == str(videos[0]) and 1 <= len(opened) < len(videos)
-        assert not set(opened) & {str(v) for v in videos[1:5]}
+        # the first went to NVDEC; the second, offered at once while the first was busy, to the workers
+        # (which of the later ones NVDEC gets depends on when it is free again: the pool's start)
+        assert opened[0] == str(videos[0]) and str(videos[1]) not in opened and len(opened) < len(videos)
         reference = _features(encode_videos(on_cuda, videos, prepare, batch_size=2, workers=0, sources=()))
         assert wired[0] == reference[0] and torch.equal(wired[1], reference[1])
         # the caller's source outlives the run: still open, nothing left in flight
