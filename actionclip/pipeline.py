@@ -265,13 +265,10 @@ def sources_for(model: VideoTextModel, prepare: Callable[[Any], Any], *,
         return []
     from actionclip.video.nvdec import nvdec_source
 
-    index = model.device.index  # a torch model's torch.device; "cuda" without one: the current GPU
-    if index is None:
-        import torch
-
-        index = torch.cuda.current_device() if torch.cuda.is_available() else 0
+    # a torch model's torch.device; "cuda" without an index: GPU 0 (the current one unless changed)
+    index = model.device.index
     source = nvdec_source(prepare.views, say=say, frames=prepare.frames, clips=prepare.clips, crops=prepare.crops,
-                          normalize=False, gpu_id=int(index), video_of=prepare.video_of, finish=prepare.finish)
+                          normalize=False, gpu_id=int(index or 0), video_of=prepare.video_of, finish=prepare.finish)
     return [] if source is None else [source]
 
 
