@@ -15,6 +15,13 @@ frame cache).
 ``workers=0`` runs everything sequentially in the calling thread; it is the reference the pooled
 paths must match exactly. An input of a single item is prepared in the calling thread too: one video
 never waits for a pool to start.
+
+**Other decode sources.** Whether a run also decodes on NVDEC is decided once, in
+:func:`sources_for`: when the model runs on CUDA with torch, the preparation is a
+:class:`PrepareViews` (which says which items are video files), ``ACTIONCLIP_NVDEC`` is not ``0``
+and the library and a GPU are present (else one line says why not). :func:`encode_videos` asks it
+unless given ``sources``, so ``classify`` on files, ``eval``, ``index`` and the GPU benchmark all
+take NVDEC where it runs, and the CPU workers take what it declines or has no room for.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import collections
 import concurrent.futures as cf
 import functools
 import itertools
+import os
 from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -33,7 +41,8 @@ from actionclip.workers import DecodeSource, available_cores, process_pool, reso
 if TYPE_CHECKING:
     from actionclip.model.base import VideoTextModel
 
-__all__ = ["prefetch", "default_workers", "encode_videos", "model_input", "PrepareViews", "Prepared"]
+__all__ = ["prefetch", "default_workers", "encode_videos", "model_input", "sources_for", "PrepareViews",
+           "Prepared"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -70,11 +79,12 @@ def prefetch(
             being yielded.
         workers: pool size; ``0`` computes each item in the calling thread when it is requested.
         ahead: the most items submitted but not yet yielded (default ``2 * workers``); at least
-            ``workers`` so that every worker can be busy.
+            ``workers`` so that every worker can be busy, plus the ``sources``' capacity.
         processes: decode worker processes (:func:`actionclip.workers.process_pool`) instead of
             threads (``fn`` and the items must then be picklable).
         sources: other decode sources (:class:`~actionclip.workers.DecodeSource`), offered each item
-            first; the items none accepts go to the pool (or the calling thread with ``workers=0``).
+            first; the items none accepts go to the pool (or the calling thread with ``workers=0``, or
+            when the input has a single item).
 
     Yields:
         ``(item, result)``, where ``result`` is the exception ``fn`` raised for that item, if any.
@@ -92,7 +102,8 @@ def prefetch(
             yield item, _call(fn, item)
         return
     source = itertools.chain(head, source)
-    ahead = max(workers, 1, 2 * workers if ahead is None else ahead)
+    local = workers == 0 or len(head) < 2  # what no source takes is prepared here, when its turn comes
+    ahead = max(workers, 1, 2 * workers if ahead is None else ahead) + sum(s.capacity for s in sources)
     pool: cf.Executor | None = None
 
     def submit(item: T) -> cf.Future:
@@ -121,7 +132,7 @@ def prefetch(
                 taker = next((s for s in sources if s.accepts(item)), None)
                 if taker is not None:
                     pending.append((item, taker.submit(item)))
-                elif workers == 0:
+                elif local:
                     pending.append((item, None))
                 else:
                     pending.append((item, submit(item)))
@@ -180,14 +191,16 @@ def encode_videos(
     *,
     batch_size: int = 1,
     workers: int | None = None,
-    sources: Sequence[DecodeSource] = (),
+    sources: Sequence[DecodeSource] | None = None,
 ) -> Generator[tuple[list[T], Any], None, None]:
     """Decode ahead, encode in batches: the loop of ``classify`` on files, ``eval`` and ``index``.
 
     ``prepare(item)`` gives an item's views ``[V, T, 3, R, R]`` (every item the same V): uint8 crops
     (:class:`PrepareViews`), normalised where the model runs, or already-normalised floats. It runs
     in ``workers`` decode processes ahead of the model (:func:`actionclip.workers.resolve_workers`:
-    None = one per core, 0 = in this thread), or in one of ``sources``. Yields ``(items, features)``
+    None = one per core, 0 = in this thread), or in one of ``sources``: None means
+    :func:`sources_for` ``(model, prepare)`` (NVDEC where it runs), made and closed by this run;
+    sources given by the caller stay the caller's to close (``()``: the CPU alone). Yields ``(items, features)``
     with features ``[B, V, ...]`` for each encoded batch, and ``([item], exception)`` for an item whose
     preparation failed (or ``(batch, exception)`` when encoding a batch failed), so the caller
     reports it and goes on. Closing the generator early cancels pending decodes at once.
@@ -195,6 +208,8 @@ def encode_videos(
     from actionclip.model.scoring import map_features
 
     workers = resolve_workers(workers)
+    owned = sources_for(model, prepare) if sources is None else []
+    sources = owned if sources is None else sources
     prepared = prefetch(prepare, items, workers=workers, processes=True, sources=sources,
                         ahead=max(2, 2 * workers, batch_size + workers))
     batch: list[tuple[T, Any]] = []
@@ -225,6 +240,36 @@ def encode_videos(
             yield encode(batch)
     finally:
         prepared.close()
+        for source in owned:
+            source.close()
+
+
+def sources_for(model: VideoTextModel, prepare: Callable[[Any], Any], *,
+                say: Callable[[str], None] | None = None) -> list[DecodeSource]:
+    """The decode sources a run of ``model`` with ``prepare`` uses beside the CPU workers: NVDEC
+    (:class:`~actionclip.video.nvdec.NvdecSource`, uint8 views left on the GPU for
+    :func:`model_input` to normalise) when all of these hold, else ``[]``:
+
+    * the model runs on CUDA with torch (not on the CPU, not ONNX Runtime);
+    * ``ACTIONCLIP_NVDEC`` is not ``0`` (the switch to rule NVDEC out when comparing or debugging);
+    * ``prepare`` is a :class:`PrepareViews` (its subclasses say through ``video_of`` which items are
+      video files and through ``finish`` what else their result carries); any other preparation is
+      its own business, which NVDEC cannot stand in for;
+    * the library and a GPU are present: else ``[]`` after one line saying why (``say``, default
+      stderr; once per process and reason).
+
+    The caller closes what it gets (:func:`encode_videos` does for the sources it asked for)."""
+    if os.environ.get("ACTIONCLIP_NVDEC", "1") == "0":
+        return []
+    if not (model.on_gpu and model.ops.name == "torch") or not isinstance(prepare, PrepareViews):
+        return []
+    from actionclip.video.nvdec import nvdec_source
+
+    # a torch model's torch.device; "cuda" without an index: GPU 0 (the current one unless changed)
+    index = model.device.index
+    source = nvdec_source(prepare.views, say=say, frames=prepare.frames, clips=prepare.clips, crops=prepare.crops,
+                          normalize=False, gpu_id=int(index or 0), video_of=prepare.video_of, finish=prepare.finish)
+    return [] if source is None else [source]
 
 
 @dataclass(frozen=True)
@@ -258,8 +303,19 @@ class PrepareViews:
     crops: int = 1
 
     def __call__(self, item: Any) -> Any:
-        import os
+        video = self.video_of(item)
+        if video is None:
+            raise ValueError(f"{item!r} names no video file")
+        views = self.views(video, frames=self.frames, clips=self.clips, crops=self.crops, normalize=False)
+        return self.finish(item, views)
 
+    def video_of(self, item: Any) -> str | None:
+        """The video file ``item`` names (so another decoder, NVDEC, may decode it instead), or None
+        when it is not one (a subclass's folder of frames): then only ``__call__`` prepares it."""
         # a path item is the video itself (a Path's .name would be its bare file name)
-        video = item if isinstance(item, (str, os.PathLike)) else item.name
-        return self.views(video, frames=self.frames, clips=self.clips, crops=self.crops, normalize=False)
+        return os.fspath(item) if isinstance(item, (str, os.PathLike)) else str(item.name)
+
+    def finish(self, item: Any, views: Any) -> Any:
+        """The result for ``item`` once its views are decoded, here or by another decoder: the views
+        (a subclass may add notes, :class:`Prepared`)."""
+        return views

@@ -112,11 +112,15 @@ class DecodeSource(Protocol):
     worker processes.
 
     ``accepts(item)`` says whether this source takes the item (a codec it decodes, a free session);
-    ``submit(item)`` starts it and returns a future of the same result the preparation function would
-    give for it (uint8 views ``[V, T, 3, R, R]``, numpy or a tensor on any device: the model input step
-    moves and normalises either), or of the exception to report against the item. ``close()`` releases
-    the source; its owner calls it (one source may serve many runs): a run that is abandoned only
+    ``capacity`` is how many items it keeps in flight at most (the pool looks that many items
+    further ahead, so that the source stays busy beside the workers); ``submit(item)`` starts it and
+    returns a future of the same result the preparation function would give for it (uint8 views
+    ``[V, T, 3, R, R]``, numpy or a tensor on any device: the model input step moves and normalises
+    either), or of the exception to report against the item. ``close()`` releases the source; its
+    owner calls it (one source may serve many runs): a run that is abandoned only
     cancels the futures it holds."""
+
+    capacity: int
 
     def accepts(self, item: Any) -> bool: ...
 

@@ -16,8 +16,9 @@ processes (:mod:`actionclip.workers`), one row each with its speed-up over one w
 End to end: the same files through :func:`actionclip.pipeline.encode_videos` (what ``classify`` and
 ``index`` run: ``--workers`` processes, uint8 crops normalised on the device, batches of
 ``--e2e-batch``) and scored against 100 labels; printed beside the encoder-only rate and as a
-percentage of the decode-only rate. Other decode sources (NVDEC, issue 17 part 3) are added in
-:func:`decode_sources`; each prints its own rows.
+percentage of the decode-only rate. NVDEC (issue 17 part 3) is added by :func:`decode_sources` where
+the library's rule gives it (a CUDA device and PyNvVideoCodec; ``ACTIONCLIP_NVDEC=0`` leaves it out): its
+rate alone and together with the workers is printed beside theirs, and the end-to-end run uses both.
 
 Without CUDA the script says so and measures nothing (the CPU figures come from ``actionclip
 bench``); ``--device cpu --model tiny`` exercises its logic anywhere (tests/test_bench_gpu.py).
@@ -29,6 +30,7 @@ bench``); ``--device cpu --model tiny`` exercises its logic anywhere (tests/test
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import statistics
 import sys
@@ -102,11 +104,39 @@ def worker_counts(most: int) -> list[int]:
     return counts + [most]
 
 
-def decode_sources(model, device: str) -> list[tuple[str, list]]:
-    """Decode sources besides the CPU worker processes, as ``(name, [DecodeSource])``: none yet. NVDEC
-    (issue 17 part 3) adds its entry here when its library is present; its rows are then printed
-    beside the CPU ones, alone and together with the workers."""
-    return []
+def decode_sources(model) -> list[tuple[str, list]]:
+    """Decode sources besides the CPU worker processes, as ``(name, [DecodeSource])``: NVDEC when the
+    library's one rule (:func:`actionclip.pipeline.sources_for`: the model on CUDA, the library and a
+    GPU present, ``ACTIONCLIP_NVDEC`` not ``0``) gives it, else nothing (after its one line). Its rows
+    are printed beside the CPU ones, alone and together with the workers; the caller closes it."""
+    from actionclip.pipeline import PrepareViews, sources_for
+
+    found = sources_for(model, PrepareViews(model.views, model.num_frames))
+    return [("nvdec", found)] if found else []
+
+
+def _source_rate(videos: list[Path], sources: list) -> tuple[float, int]:
+    """Videos/s of the sources alone on the videos they accept (each submitted once the source has
+    room, results taken in order), and how many they accepted."""
+    import collections
+
+    taken = [v for v in videos if any(s.accepts(v) for s in sources)]
+    start = time.perf_counter()
+    pending: collections.deque = collections.deque()
+    for video in taken:
+        while True:
+            source = next((s for s in sources if s.accepts(video)), None)
+            if source is not None:
+                break
+            if not pending:
+                raise SystemExit(f"bench_gpu: {video}: accepted once, then refused by an idle source")
+            pending.popleft().result()  # full: wait for the oldest
+        pending.append(source.submit(video))
+    for future in pending:
+        future.result()
+    _synchronize()
+    seconds = time.perf_counter() - start
+    return (len(taken) / seconds if taken else 0.0), len(taken)
 
 
 def _decode_rate(prepare, videos: list[Path], workers: int, sources: list) -> float:
@@ -117,7 +147,14 @@ def _decode_rate(prepare, videos: list[Path], workers: int, sources: list) -> fl
                                   ahead=max(2, 2 * workers)):
         if isinstance(result, BaseException):
             raise SystemExit(f"bench_gpu: {video}: {result}")
+    _synchronize()
     return len(videos) / (time.perf_counter() - start)
+
+
+def _synchronize() -> None:
+    """Wait for the GPU work a decode source queued (its crops are made by asynchronous kernels)."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
 
 
 def decode_scaling(model, videos: list[Path], most: int, sources: list[tuple[str, list]]) -> float:
@@ -133,9 +170,11 @@ def decode_scaling(model, videos: list[Path], most: int, sources: list[tuple[str
         print(f"  decode + sample + crop, {workers:3d} worker processes: {rate:8.1f} videos/s "
               f"({rate / one:4.1f}x one worker)", flush=True)
     for name, extra in sources:
-        alone = _decode_rate(prepare, videos, 0, extra)
+        alone, taken = _source_rate(videos, extra)
         both = _decode_rate(prepare, videos, most, extra)
-        print(f"  decode, {name}: {alone:8.1f} videos/s alone, {both:8.1f} with {most} worker processes", flush=True)
+        print(f"  decode + sample + crop, {name}: {alone:8.1f} videos/s alone (the {taken} of {len(videos)} "
+              f"videos it takes), {both:8.1f} videos/s with {most} worker processes (all {len(videos)})",
+              flush=True)
         rate = max(rate, both)
     return rate
 
@@ -157,7 +196,8 @@ def end_to_end(model, device: str, dtype: torch.dtype, videos: list[Path], worke
             done += len(batch_videos)
         gpu.synchronize(device)
     rate = done / (time.perf_counter() - start)
-    print(f"  end to end ({workers} worker processes -> uint8 -> {device} {runtime.dtype_name(dtype)} -> scores, "
+    beside = "".join(f" + {type(s).__name__}" for s in sources)
+    print(f"  end to end ({workers} worker processes{beside} -> uint8 -> {device} {runtime.dtype_name(dtype)} -> scores, "
           f"batch {batch}): {rate:8.1f} videos/s = {100 * rate / decode_rate:.0f}% of the decode-only rate "
           f"({decode_rate:.1f}); encoder alone {encoder_rate:.1f} videos/s", flush=True)
 
@@ -192,10 +232,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# {runtime.describe_machine()}; {args.model}-{t}f: {flops_clip / 1e9:.1f} GFLOP per clip")
     graphs = args.graphs and device.startswith("cuda")
     variants = ["eager"] + (["compile"] if args.compile else []) + (["graphs"] if graphs else [])
-    with tempfile.TemporaryDirectory() as tmp:
+    model.to(device=device)  # where it runs decides the decode sources (NVDEC for a CUDA model)
+    sources = decode_sources(model) if args.videos else []
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as closing:
+        for _, extra in sources:
+            for source in extra:
+                closing.callback(source.close)
         videos = _videos(args.videos, Path(tmp), args.clips) if args.videos else []
         decode_rate = 0.0
-        sources = decode_sources(model, device)
         if videos:
             print(f"## decoding: {len(videos)} videos, {t} frames each, {model.input_resolution} px crops")
             decode_rate = decode_scaling(model, videos, workers, sources)

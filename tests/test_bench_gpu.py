@@ -59,3 +59,49 @@ def test_pipeline_benchmark_dry_run():
     out = done.stdout
     assert re.search(r"\| 2 \| [\d.]+ \| [\d.]+x \| [\d.]+ \| [\d.]+x \|", out), out
     assert re.search(r"\| this checkout \| [\d.]+ \|", out), out
+
+
+def test_decode_source_rows_alone_and_with_the_workers(tiny_checkpoint, tmp_path, capsys):
+    """The NVDEC rows' logic, with a decode source that takes the .mp4 files in a thread (the real one
+    needs a GPU): decode_sources gives nothing for a CPU model, and each source prints its row."""
+    import concurrent.futures as cf
+
+    import actionclip
+    from actionclip._dev.videos import make_test_video
+    from actionclip.pipeline import PrepareViews
+
+    tiny_model = actionclip.load(tiny_checkpoint, device="cpu", dtype="fp32")  # on the CPU on any host
+    bench = _script()
+    assert bench.decode_sources(tiny_model) == []
+    prepare = PrepareViews(tiny_model.views, tiny_model.num_frames)
+
+    class Mp4InAThread:
+        capacity = 2
+
+        def __init__(self):
+            self.pool = cf.ThreadPoolExecutor(1)
+            self.taken = 0
+
+        def accepts(self, item):
+            return str(item).endswith(".mp4")
+
+        def submit(self, item):
+            self.taken += 1
+            return self.pool.submit(prepare, item)
+
+        def close(self):
+            self.pool.shutdown()
+
+    videos = [make_test_video(tmp_path / f"v{i}.mp4", seconds=1, size=(64, 48)) for i in range(2)]
+    videos.append(make_test_video(tmp_path / "u.avi", seconds=1, codec="mpeg4"))
+    source = Mp4InAThread()
+    try:
+        rate = bench.decode_scaling(tiny_model, videos * 2, 1, [("stand-in", [source])])
+    finally:
+        source.close()
+    out = capsys.readouterr().out
+    row = re.search(r"decode \+ sample \+ crop, stand-in: +([\d.]+) videos/s alone \(the 4 of 6 videos it takes\), "
+                    r"+([\d.]+) videos/s with 1 worker processes \(all 6\)", out)
+    assert row, out
+    assert float(row.group(1)) > 0 and float(row.group(2)) > 0 and rate >= float(row.group(2)) - 0.05  # printed to 0.1
+    assert source.taken >= 4 + 1  # alone: its 4; with the worker: at least one more

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -170,6 +172,248 @@ def test_importing_the_module_needs_neither_library():
     code = "import sys, actionclip.video.nvdec; print('PyNvVideoCodec' in sys.modules, 'torchcodec' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False False", out.stderr
+
+
+# --- wired into the decode pool: pipeline.sources_for decides, encode_videos uses it -----------------
+
+
+class _Closable(AllFrames):
+    """The stand-in session, remembering that its owner closed it."""
+
+    closed = False
+
+    def close(self) -> None:
+        self.closed = True
+        super().close()
+
+
+class _Slow(AllFrames):
+    """A stand-in session that takes its time, so that the items after the first find it full."""
+
+    def open(self, path: str) -> None:
+        time.sleep(0.5)
+        super().open(path)
+
+
+@pytest.fixture(scope="module")
+def cpu_model(tiny_checkpoint):
+    """The tiny model on the CPU, also on a GPU host (benchmarks/device_run.sh runs this file there)."""
+    import actionclip
+
+    return actionclip.load(tiny_checkpoint, device="cpu", dtype="fp32")
+
+
+@pytest.fixture
+def on_cuda(cpu_model, monkeypatch):
+    """The tiny model claiming to run on CUDA (it stays on the CPU); no line said yet this process."""
+    monkeypatch.setattr(type(cpu_model), "on_gpu", property(lambda self: True))
+    monkeypatch.setattr(nvdec, "_said", set())
+    monkeypatch.delenv("ACTIONCLIP_NVDEC", raising=False)
+    return cpu_model
+
+
+@pytest.fixture
+def stand_in(monkeypatch):
+    """NVDEC 'available', its sessions the PyAV stand-in; returns the sessions and sources made."""
+    made: dict[str, list] = {"sessions": [], "sources": []}
+
+    def session():
+        made["sessions"].append(_Closable())
+        return made["sessions"][-1]
+
+    class Recorded(nvdec.NvdecSource):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made["sources"].append(self)
+
+    monkeypatch.setattr(nvdec, "availability", lambda backend="pynvvideocodec": None)
+    monkeypatch.setattr(nvdec, "_source_factory", lambda backend, gpu_id: session)
+    monkeypatch.setattr(nvdec, "NvdecSource", Recorded)
+    return made
+
+
+def _features(runs):
+    out = [(batch, f) for batch, f in runs]
+    assert not [f for _, f in out if isinstance(f, BaseException)], out
+    return [item for batch, _ in out for item in batch], torch.cat([f for _, f in out])
+
+
+def test_a_cpu_model_gets_no_source_and_no_line(cpu_model, monkeypatch, capsys):
+    from actionclip.model.scoring import NUMPY
+    from actionclip.pipeline import PrepareViews, sources_for
+
+    monkeypatch.setattr(nvdec, "_said", set())
+    monkeypatch.setattr(nvdec, "availability", lambda backend="pynvvideocodec": None)  # even with the library
+    prepare = PrepareViews(cpu_model.views, 8)
+    lines: list[str] = []
+    assert not cpu_model.on_gpu and sources_for(cpu_model, prepare, say=lines.append) == []
+
+    class OnnxOnCuda:  # ONNX Runtime on CUDA: numpy arrays, nothing NVDEC's tensors could feed
+        on_gpu = True
+        ops = NUMPY
+
+    assert sources_for(OnnxOnCuda(), prepare, say=lines.append) == []  # type: ignore[arg-type]
+    assert lines == [] and capsys.readouterr().err == ""
+
+
+def test_a_cuda_model_without_the_library_says_one_line_and_runs_on_the_cpu(on_cuda, tmp_path, monkeypatch):
+    from actionclip.pipeline import PrepareViews, encode_videos, sources_for
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setitem(sys.modules, "PyNvVideoCodec", None)
+    videos = [make_test_video(tmp_path / f"v{i}.mp4", seconds=1.0) for i in range(2)]
+    prepare = PrepareViews(on_cuda.views, 8)
+    lines: list[str] = []
+    assert sources_for(on_cuda, prepare, say=lines.append) == []
+    assert sources_for(on_cuda, prepare, say=lines.append) == []
+    assert lines == ['actionclip: decoding on the CPU: NVDEC not used (pynvvideocodec is not installed '
+                     '(pip install "actionclip[nvdec]"))']
+    default = _features(encode_videos(on_cuda, videos, prepare, batch_size=2, workers=0))
+    cpu = _features(encode_videos(on_cuda, videos, prepare, batch_size=2, workers=0, sources=()))
+    assert default[0] == cpu[0] == videos and torch.equal(default[1], cpu[1])
+
+
+def test_the_switch_and_other_preparations_rule_nvdec_out(on_cuda, stand_in, monkeypatch):
+    from actionclip.pipeline import PrepareViews, sources_for
+
+    prepare = PrepareViews(on_cuda.views, 8)
+    monkeypatch.setenv("ACTIONCLIP_NVDEC", "0")
+    assert sources_for(on_cuda, prepare) == []
+    monkeypatch.setenv("ACTIONCLIP_NVDEC", "1")
+    assert sources_for(on_cuda, lambda item: on_cuda.views(item, normalize=False)) == []  # not PrepareViews
+    [source] = sources_for(on_cuda, prepare)
+    try:
+        assert (source.normalize, source.frames, source.clips, source.crops) == (False, 8, 1, 1)
+    finally:
+        source.close()
+
+
+def test_encode_videos_takes_nvdec_for_h264_and_the_workers_for_the_rest(on_cuda, stand_in, tmp_path):
+    from actionclip.pipeline import PrepareViews, encode_videos
+
+    h264 = [make_test_video(tmp_path / f"v{i}.mp4", seconds=1.0 + 0.2 * i, size=(96, 64)) for i in range(3)]
+    avi = make_test_video(tmp_path / "u.avi", seconds=1.0, codec="mpeg4")
+    gif = make_test_video(tmp_path / "g.gif", seconds=0.6)
+    items = [h264[0], avi, h264[1], gif, h264[2]]
+    prepare = PrepareViews(on_cuda.views, 8, clips=2)
+    wired = _features(encode_videos(on_cuda, items, prepare, batch_size=2, workers=2))
+    [source] = stand_in["sources"]
+    opened = sorted(path for session in stand_in["sessions"] for path in session.opened)
+    assert opened == sorted(str(v) for v in h264)  # the MPEG-4 avi and the gif: the worker processes'
+    assert source.stats == {"nvdec": 3, "cpu": 0}
+    # closed after the run, as encode_videos made it: sessions released, no thread left
+    assert stand_in["sessions"] and all(session.closed for session in stand_in["sessions"])
+    with pytest.raises(RuntimeError):
+        source.submit(h264[0])
+    reference = _features(encode_videos(on_cuda, items, prepare, batch_size=2, workers=0, sources=()))
+    assert wired[0] == reference[0] == items
+    assert torch.equal(wired[1], reference[1])  # bit for bit: the stand-in decodes with PyAV, same crops
+
+
+def test_the_workers_take_what_a_full_source_has_no_room_for(on_cuda, tmp_path):
+    from actionclip.pipeline import PrepareViews, encode_videos
+
+    videos = [make_test_video(tmp_path / f"v{i}.mp4", seconds=1.0, size=(96, 64)) for i in range(6)]
+    prepare = PrepareViews(on_cuda.views, 8)
+    sessions: list[_Slow] = []
+
+    def session():
+        sessions.append(_Slow())
+        return sessions[-1]
+
+    source = nvdec.NvdecSource(on_cuda.views, sessions=1, capacity=1, normalize=False, source_factory=session)
+    try:
+        assert source.accepts(videos[0]) and source.capacity == 1
+        wired = _features(encode_videos(on_cuda, videos, prepare, batch_size=2, workers=2, sources=[source]))
+        opened = [path for s in sessions for path in s.opened]
+        # the first went to NVDEC; the second, offered at once while the first was busy, to the workers
+        # (which of the later ones NVDEC gets depends on when it is free again: the pool's start)
+        assert opened[0] == str(videos[0]) and str(videos[1]) not in opened and len(opened) < len(videos)
+        reference = _features(encode_videos(on_cuda, videos, prepare, batch_size=2, workers=0, sources=()))
+        assert wired[0] == reference[0] and torch.equal(wired[1], reference[1])
+        # the caller's source outlives the run: still open, nothing left in flight
+        assert source.in_flight == 0 and np.array_equal(source.submit(videos[0]).result().numpy(), prepare(videos[0]))
+    finally:
+        source.close()
+
+
+def test_in_flight_counts_down_as_futures_finish_and_capacity_refuses(tmp_path):
+    path = make_test_video(tmp_path / "v.mp4", seconds=1.0)
+    gate = threading.Event()
+
+    class Gated(AllFrames):
+        def open(self, path):
+            gate.wait(30)
+            super().open(path)
+
+    views = VideoViews(Preprocessing(32), frames=4, torch=True)
+    source = nvdec.NvdecSource(views, sessions=1, capacity=2, source_factory=Gated)
+    try:
+        futures = [source.submit(path) for _ in range(2)]
+        assert source.in_flight == 2 and not source.accepts(path)  # full: the workers' turn
+        futures[1].cancel()  # queued behind the first: cancelled, its place freed
+        assert source.in_flight == 1 and source.accepts(path)
+        gate.set()
+        futures[0].result()
+        deadline = time.monotonic() + 10
+        while source.in_flight and time.monotonic() < deadline:  # the done callback runs just after
+            time.sleep(0.01)
+        assert source.in_flight == 0
+        assert not source.accepts(tmp_path / "frames") and not nvdec.accepts(object())
+    finally:
+        gate.set()
+        source.close()
+
+
+def test_eval_and_index_preparations_say_which_items_are_video_files(tmp_path):
+    from actionclip.collection.build import Job, Prepare
+    from actionclip.pipeline import Prepared
+    from actionclip.training.datasets import Sample
+    from actionclip.training.evaluate import SampleViews
+
+    video = make_test_video(tmp_path / "v.mp4", seconds=1.0)
+    views = VideoViews(Preprocessing(32), frames=4, torch=True)
+    samples = SampleViews(views, 4)
+    (tmp_path / "frames").mkdir()
+    assert samples.video_of(Sample(video, 0, "g")) == str(video)
+    assert samples.video_of(Sample(tmp_path / "frames", 0, "g")) is None
+    assert samples.video_of(Sample(video, 0, "g", num_frames=25)) is None  # a list file's frame count: its own rule
+    job = Job(name=str(video), path=str(video), size=1, mtime_ns=1)
+    out = Prepare(views, 4).finish(job, "views")  # what an NVDEC session runs after decoding
+    assert isinstance(out, Prepared) and out.views == "views" and out.notes == {"duration": job.duration}
+    from actionclip.video.decode import probe
+
+    assert job.duration == float(probe(video).duration)
+
+
+def test_serve_decodes_one_clip_requests_on_nvdec_and_the_rest_in_its_workers(on_cuda, stand_in, tmp_path):
+    import asyncio
+
+    from actionclip.serve.engine import Engine
+    from actionclip.serve.settings import ServeSettings
+
+    mp4 = [make_test_video(tmp_path / f"v{i}.mp4", seconds=1.0 + 0.5 * i, size=(96, 64)) for i in range(2)]
+    avi = make_test_video(tmp_path / "u.avi", seconds=1.0, codec="mpeg4")
+    requests = [(mp4[0], 1), (avi, 1), (mp4[1], 2)]  # (video, clips): 2 clips -> the workers
+    labels = ["running", "walking", "jumping"]
+    # a batch of 4 views: the three requests' (1 + 1 + 2), NVDEC's tensor beside the workers' numpy
+    engine = Engine(on_cuda, ServeSettings(batch_size=4, max_wait=10.0, workers=1), model_name="tiny")
+
+    async def all_at_once():
+        return await asyncio.gather(*[engine.classify(v, v.name, labels, clips=c) for v, c in requests])
+
+    try:
+        records = asyncio.run(all_at_once())
+        [source] = stand_in["sources"]
+        assert [path for s in stand_in["sessions"] for path in s.opened] == [str(mp4[0])]
+        assert engine.batcher.stats.largest == 3, "the three requests shared one pass"
+    finally:
+        engine.close()
+    assert all(s.closed for s in stand_in["sessions"])
+    for record, (video, clips) in zip(records, requests):
+        expected = on_cuda.classify(video, labels, clips=clips)
+        assert [r["label"] for r in record["results"]] == [label for label, _ in expected]
+        np.testing.assert_allclose([r["prob"] for r in record["results"]], [p for _, p in expected], atol=1e-6)
 
 
 # --- on a GPU host with the library (skipped elsewhere; benchmarks/device_run.sh runs them) ----------

@@ -155,6 +155,8 @@ def test_other_decode_sources_take_what_they_accept_in_order():
     class EvenOnGpu:
         """A stand-in for NVDEC: takes the even items, decodes them in a thread of its own."""
 
+        capacity = 1
+
         def __init__(self):
             self.pool = cf.ThreadPoolExecutor(1)
             self.taken = []

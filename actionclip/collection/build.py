@@ -74,14 +74,14 @@ class Prepare(PrepareViews):
     """:class:`~actionclip.pipeline.PrepareViews` that also learns the file's duration: set on the job
     where it runs (Ray's decoding tasks send it back with the pixels) and returned as a note (a decode
     process works on a copy of the job; :func:`~actionclip.pipeline.encode_videos` sets it on the
-    original)."""
+    original). NVDEC sessions decode the views on the GPU and finish the same way: the duration is
+    read by the CPU reader's probe either way."""
 
-    def __call__(self, job: Job) -> Any:
+    def finish(self, job: Any, views: Any) -> Any:
         from actionclip.video.decode import probe
 
-        pixels = super().__call__(job)
         job.duration = float(probe(job.path).duration)
-        return Prepared(pixels, {"duration": job.duration})
+        return Prepared(views, {"duration": job.duration})
 
 
 def _settings(model: VideoTextModel, frames: int | None, clips: int, crops: int, window: float | None,

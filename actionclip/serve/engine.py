@@ -2,7 +2,9 @@
 
 Each request's slow steps run where they belong: decoding in decode worker processes
 (:mod:`actionclip.workers`; uint8 crops come back and are normalised on the model's device in the
-batched pass), probing and other blocking calls in the thread pool (:mod:`~actionclip.serve.pool`),
+batched pass) or, for a request of one clip and one crop, on NVDEC where the library's rule gives it
+(:func:`actionclip.pipeline.sources_for`; its crops stay on the GPU), probing and other blocking
+calls in the thread pool (:mod:`~actionclip.serve.pool`),
 label embeddings from the LRU cache (:mod:`~actionclip.serve.labels`), the video encoder in the
 dynamic batcher (:mod:`~actionclip.serve.batching`), which stacks the views of every waiting
 request into one ``model.encode_video`` call and scores each request against its own labels.
@@ -27,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from actionclip.errors import ActionCLIPError
 from actionclip.model.scoring import map_features
-from actionclip.pipeline import PrepareViews, model_input
+from actionclip.pipeline import PrepareViews, model_input, sources_for
 from actionclip.results import make_record, public_record
 from actionclip.serve.batching import DynamicBatcher
 from actionclip.serve.labels import LabelCache
@@ -64,6 +66,8 @@ class Engine:
         self.templates = list(templates) if templates else None  # the server's default, else the model's
         self.pool = WorkerPool(max(1, settings.workers))
         self._decoders = process_pool(settings.workers) if settings.workers > 0 else None
+        # NVDEC for the usual request (1 clip, 1 crop): one set of sessions, not one per view count
+        self._nvdec = sources_for(model, PrepareViews(model.views, model.views.frames))
         self.labels = LabelCache(model, model_name, settings.label_cache)
         self.batcher: DynamicBatcher[_Job, Any] = DynamicBatcher(
             self._encode_and_score, max_batch=settings.batch_size, max_wait=settings.max_wait,
@@ -106,9 +110,14 @@ class Engine:
         return doc
 
     async def _views(self, video: str | os.PathLike, *, clips: int, crops: int) -> Any:
-        """The video's uint8 crops ``[V, T, 3, R, R]``, decoded by a decode worker process (in the thread
-        pool with ``workers=0``); the batcher normalises them on the model's device."""
+        """The video's uint8 crops ``[V, T, 3, R, R]``, decoded on NVDEC (one clip and crop, a file it
+        takes, a free place) or by a decode worker process (in the thread pool with ``workers=0``); the
+        batcher normalises them on the model's device."""
         await self.pool.run(self._check_video, video)
+        if clips == crops == 1:
+            for source in self._nvdec:
+                if await self.pool.run(source.accepts, os.fspath(video)):  # reads the header: off the loop
+                    return await asyncio.wrap_future(source.submit(os.fspath(video)))
         prepare = PrepareViews(self.model.views, self.model.views.frames, clips, crops)
         if self._decoders is None:
             return await self.pool.run(prepare, os.fspath(video))
@@ -122,7 +131,7 @@ class Engine:
         ops = model.ops
         with model.inference():
             # one transfer of uint8 crops, normalised on the model's device
-            features = model.encode_video(model_input(model, [_concat([job.pixels for job in jobs])])[0])
+            features = model.encode_video(model_input(model, [_concat(model, [job.pixels for job in jobs])])[0])
             out, start = [], 0
             for job in jobs:
                 stop = start + job.views
@@ -188,10 +197,17 @@ class Engine:
         self.pool.close()
         if self._decoders is not None:
             self._decoders.shutdown(wait=True, cancel_futures=True)
+        for source in self._nvdec:
+            source.close()
 
 
-def _concat(views: list[Any]) -> Any:
-    """Every job's crops ``[V_i, T, 3, R, R]`` -> ``[sum V_i, T, 3, R, R]`` (numpy from the workers)."""
+def _concat(model: VideoTextModel, views: list[Any]) -> Any:
+    """Every job's crops ``[V_i, T, 3, R, R]`` -> ``[sum V_i, T, 3, R, R]`` (numpy from the workers; with
+    NVDEC's tensors among them, joined on the model's device)."""
     import numpy as np
 
-    return views[0] if len(views) == 1 else np.concatenate(views)
+    if len(views) == 1:
+        return views[0]
+    if all(isinstance(v, np.ndarray) for v in views):
+        return np.concatenate(views)
+    return model.ops.cat([model.from_numpy(v, on_device=True) if isinstance(v, np.ndarray) else v for v in views])

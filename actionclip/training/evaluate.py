@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from actionclip.files import write_text, write_with
+from actionclip.pipeline import PrepareViews
 from actionclip.training.datasets import Sample, VideoDataset, read_sample_frames, sample_length
 from actionclip.video.sampling import clip_indices
 from actionclip.video.views import VideoViews
@@ -127,20 +128,20 @@ def save_confusion_png(confusion: np.ndarray, classes: Sequence[str], path: str 
 
 
 @dataclasses.dataclass(frozen=True)
-class SampleViews:
+class SampleViews(PrepareViews):
     """One dataset sample -> uint8 crops ``[clips * crops, T, 3, R, R]`` (test-protocol sampling;
     :func:`actionclip.pipeline.encode_videos` normalises them where the model runs); picklable, for
-    decoding in worker processes."""
+    decoding in worker processes. A sample that is a video file may be decoded by NVDEC instead
+    (:meth:`video_of`); a folder of frames, or a list file's frame count, only here."""
 
     views: VideoViews
-    frames: int
-    clips: int = 1
-    crops: int = 1
 
-    def __call__(self, sample: Sample) -> Any:
-        if not sample.path.is_dir() and not sample.num_frames:  # a video file
-            return self.views(str(sample.path), frames=self.frames, clips=self.clips, crops=self.crops,
-                              normalize=False)
+    def video_of(self, sample: Any) -> str | None:
+        return None if sample.path.is_dir() or sample.num_frames else str(sample.path)
+
+    def __call__(self, sample: Any) -> Any:
+        if self.video_of(sample) is not None:
+            return super().__call__(sample)
         indices = clip_indices(sample_length(sample), self.frames, clips=self.clips, mode=self.views.sampling)
         raw = read_sample_frames(sample, indices.ravel().tolist())
         return self.views.pixels(raw.reshape(*indices.shape, *raw.shape[1:]), self.crops, normalize=False)

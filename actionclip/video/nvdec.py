@@ -28,9 +28,12 @@ is an optional extra (``actionclip[nvdec]``), never in the test extra.
 
 **Sessions.** :class:`NvdecSource` runs ``sessions`` threads (default 8: one per engine plus one to
 hide demuxing); each owns one decoder for its lifetime and reconfigures it per file. The native
-decode releases the GIL. It has the shape of the decode pool's ``DecodeSource``: ``accepts(item)``
-(a cheap header check), ``submit(item) -> Future``, ``close()``. A file accepted but found unfit
-later (irregular timestamps) is decoded on the CPU in that session's thread, so nothing is lost.
+decode releases the GIL. It is a decode pool's :class:`~actionclip.workers.DecodeSource`:
+``accepts(item)`` (a cheap header check, and no once ``capacity`` items are in flight, so that the
+CPU worker processes take the overflow instead of idling), ``submit(item) -> Future``, ``close()``.
+A file accepted but found unfit later (irregular timestamps) is decoded on the CPU in that
+session's thread, so nothing is lost. Which commands use it is decided in one place,
+:func:`actionclip.pipeline.sources_for`.
 
 Without the library or a GPU, :func:`nvdec_source` returns None and says so in one line; the CPU
 path runs as before.
@@ -311,33 +314,75 @@ def views_on_device(clips: Any, preprocessing: Any, crops: int = 1, normalize: b
 
 
 class NvdecSource:
-    """NVDEC sessions in threads, each reusing one decoder; the decode pool's ``DecodeSource`` shape.
+    """NVDEC sessions in threads, each reusing one decoder; a decode pool's ``DecodeSource``.
 
     ``submit(item)`` gives a future of the item's views ``[V, T, 3, R, R]`` on the GPU (see
-    :func:`views_on_device`; ``item`` a path or an object with ``.name``), or of its error."""
+    :func:`views_on_device`), or of its error. ``video_of(item)`` names the item's video file, or
+    None for an item that is not one (a folder of frames): this source declines it (default: the
+    item is a path). ``finish(item, views)`` turns the views into the result a preparation gives
+    (default: the views), run in the session's thread. ``capacity`` (default ``2 * sessions``: each
+    session busy, one more queued behind it) is how many items may be in flight before
+    :meth:`accepts` says no."""
 
     def __init__(self, views: Any, *, frames: int | None = None, clips: int = 1, crops: int = 1,
                  sessions: int = DEFAULT_SESSIONS, backend: str = "pynvvideocodec", gpu_id: int = 0,
-                 normalize: bool = True, source_factory: Callable[[], FrameSource] | None = None):
+                 normalize: bool = True, source_factory: Callable[[], FrameSource] | None = None,
+                 capacity: int | None = None, video_of: Callable[[Any], str | None] | None = None,
+                 finish: Callable[[Any, Any], Any] | None = None):
         if sessions < 1:
             raise ValueError(f"sessions must be >= 1, got {sessions}")
+        if capacity is not None and capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {capacity}")
         self.views = views  # the model's VideoViews: preprocessing, frames, sampling mode
         self.frames = int(frames or views.frames)
         self.clips, self.crops, self.normalize = clips, crops, normalize
         self.sessions = sessions
+        self.capacity = int(capacity or 2 * sessions)
+        self._video_of = video_of or _path_of
+        self._finish = finish
         self._factory = source_factory or _source_factory(backend, gpu_id)
         self._pool = cf.ThreadPoolExecutor(max_workers=sessions, thread_name_prefix="nvdec")
         self._local = threading.local()
         self._lock = threading.Lock()
         self._sources: list[FrameSource] = []
+        self._in_flight = 0
         self.stats = {"nvdec": 0, "cpu": 0}  # clips decoded each way (the CPU ones: accepted, then unfit)
 
     def accepts(self, item: Any) -> bool:
-        """Whether NVDEC can decode this item's video (see :func:`accepts`)."""
-        return accepts(item)
+        """Whether this source takes the item now: a video file NVDEC can decode (see :func:`accepts`)
+        and a free place (fewer than ``capacity`` items in flight)."""
+        if self.in_flight >= self.capacity:
+            return False
+        path = self._video_of(item)
+        return path is not None and accepts(path)
 
     def submit(self, item: Any) -> cf.Future:
-        return self._pool.submit(self.prepare, _path_of(item))
+        path = self._video_of(item)
+        if path is None:
+            raise ValueError(f"{item!r} names no video file: not for NVDEC (ask accepts() first)")
+        with self._lock:
+            self._in_flight += 1
+        try:
+            future = self._pool.submit(self._run, item, path)
+        except BaseException:
+            self._done(None)
+            raise
+        future.add_done_callback(self._done)  # finished, failed or cancelled: the place is free again
+        return future
+
+    @property
+    def in_flight(self) -> int:
+        """Items submitted whose futures are not done yet."""
+        with self._lock:
+            return self._in_flight
+
+    def _done(self, _future: cf.Future | None) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+    def _run(self, item: Any, path: str) -> Any:
+        views = self.prepare(path)
+        return views if self._finish is None else self._finish(item, views)
 
     def _source(self) -> FrameSource:
         source = getattr(self._local, "source", None)
@@ -387,15 +432,19 @@ class NvdecSource:
 def accepts(item: Any) -> bool:
     """Whether NVDEC can decode this video, from its header (codec, pixel format, container, size):
     cheap enough for the caller's thread. Unreadable files: False (the CPU path reports them)."""
+    path = _path_of(item)
+    if path is None:
+        return False
     try:
-        return nvdec_reason(*_header(_path_of(item))) is None
+        return nvdec_reason(*_header(path)) is None
     except Exception:  # noqa: BLE001 - an unreadable file is the CPU path's to report
         return False
 
 
-def _path_of(item: Any) -> str:
-    """A path, or an item naming its video in ``.name`` (a dataset sample), as the pipeline's items do."""
-    return os.fspath(item if isinstance(item, (str, os.PathLike)) else item.name)
+def _path_of(item: Any) -> str | None:
+    """The item itself when it is a path; None otherwise (an item of another kind names its video
+    through the ``video_of`` its owner gives)."""
+    return os.fspath(item) if isinstance(item, (str, os.PathLike)) else None
 
 
 _said: set[str] = set()
