@@ -110,7 +110,7 @@ def prefetch(
         nonlocal pool
         for _ in range(2):
             if pool is None:
-                pool = process_pool(workers) if processes else cf.ThreadPoolExecutor(max_workers=workers)
+                pool = process_pool(workers, main=_in_main(fn)) if processes else cf.ThreadPoolExecutor(max_workers=workers)
             try:
                 return pool.submit(fn, item)
             except cf.BrokenExecutor:  # a worker died (see below): the next items get a fresh pool
@@ -319,3 +319,10 @@ class PrepareViews:
         """The result for ``item`` once its views are decoded, here or by another decoder: the views
         (a subclass may add notes, :class:`Prepared`)."""
         return views
+
+
+def _in_main(fn: Any) -> bool:
+    """Whether ``fn`` (a function, or an instance of a class) is defined in the ``__main__`` script,
+    which decode workers then have to import (:func:`actionclip.workers.process_pool`)."""
+    module = getattr(fn, "__module__", None) or getattr(type(fn), "__module__", None)
+    return module in ("__main__", "__mp_main__")

@@ -30,7 +30,9 @@ workers; results come back in input order from wherever they were decoded.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import multiprocessing.context as mp_context
 import os
+from multiprocessing import spawn
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = ["available_cores", "resolve_workers", "process_pool", "warm_up", "DecodeSource"]
@@ -72,15 +74,16 @@ def _init_worker() -> None:
     set_decoder_threads(1)
 
 
-def process_pool(workers: int) -> cf.ProcessPoolExecutor:
+def process_pool(workers: int, *, main: bool = False) -> cf.ProcessPoolExecutor:
     """A pool of ``workers`` decode worker processes (spawned, one thread each; see the module notes).
 
     The caller shuts it down (``shutdown(wait=True, cancel_futures=True)``); what it runs must be
     picklable (a module-level function or a small frozen dataclass such as
-    :class:`~actionclip.pipeline.PrepareViews`)."""
+    :class:`~actionclip.pipeline.PrepareViews`). ``main=True`` when it is defined in the caller's
+    ``__main__`` script: only then do the workers import that script (see :func:`_context`)."""
     if workers < 1:
         raise ValueError(f"workers must be >= 1 for a pool, got {workers}")
-    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=_context(), initializer=_init_worker)
+    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=_context(main), initializer=_init_worker)
 
 
 def warm_up(workers: int | None) -> None:
@@ -95,7 +98,7 @@ def warm_up(workers: int | None) -> None:
         forkserver.ensure_running()
 
 
-def _context() -> Any:
+def _context(main: bool = True) -> Any:
     import multiprocessing
 
     if "forkserver" not in multiprocessing.get_all_start_methods():  # Windows
@@ -103,7 +106,58 @@ def _context() -> Any:
     context = multiprocessing.get_context("forkserver")
     # Read when the server starts (the first pool of this process); later pools reuse the server.
     context.set_forkserver_preload(["actionclip.video.workerboot"])
-    return context
+    return context if main else _without_main(context)
+
+
+# A spawned or forkserver child first re-runs the parent's ``__main__`` script (as ``__mp_main__``), so
+# that functions defined there unpickle. A user's script that calls ``actionclip.index(...)`` at its
+# top level, without ``if __name__ == "__main__":``, would then run again in every decode worker, and
+# fail there as it starts a pool of its own: every video lost (threads never had this problem). The
+# workers run actionclip's own preparations, which never live in ``__main__``, so they are started
+# without it: processes named with this prefix get preparation data without the main script.
+_NO_MAIN_PREFIX = "actionclip-decode-"
+
+
+class _NoMainProcess:
+    """Mixin: a worker process whose name tells :func:`_preparation_data` to leave ``__main__`` out."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.name = _NO_MAIN_PREFIX + self.name  # type: ignore[has-type]
+
+
+# Module level: a process object is pickled to its child, so its class must be importable.
+class _NoMainForkServerProcess(_NoMainProcess, getattr(mp_context, "ForkServerProcess", mp_context.SpawnProcess)):  # type: ignore[misc]
+    pass
+
+
+class _NoMainSpawnProcess(_NoMainProcess, mp_context.SpawnProcess):  # type: ignore[misc]
+    pass
+
+
+def _preparation_data(name: str) -> dict[str, Any]:
+    data = _ORIGINAL_PREPARATION_DATA(name)
+    if str(name).startswith(_NO_MAIN_PREFIX):
+        data.pop("init_main_from_path", None)
+        data.pop("init_main_from_name", None)
+    return data
+
+
+_ORIGINAL_PREPARATION_DATA = spawn.get_preparation_data
+
+
+def _without_main(context: Any) -> Any:
+    """``context`` whose processes start without the caller's ``__main__`` (see the note above)."""
+    # Installed once, on first use: the spawn and forkserver launchers look the function up in
+    # multiprocessing.spawn when they start a process; other processes' data is left as it was.
+    spawn.get_preparation_data = _preparation_data
+    forkserver = context.get_start_method() == "forkserver"
+    process = _NoMainForkServerProcess if forkserver else _NoMainSpawnProcess
+
+    class NoMainContext(type(context)):  # type: ignore[misc]
+        Process = process
+
+    return NoMainContext()
 
 
 @runtime_checkable

@@ -362,3 +362,43 @@ def test_a_worker_that_dies_fails_only_its_own_item():
             assert "decode worker process died" in str(result)
         else:
             assert result == i
+
+
+def test_a_script_without_a_main_guard_is_not_run_again_in_the_workers(videos, tmp_path):
+    # A user's script calling the library at its top level, without `if __name__ == "__main__":`:
+    # decode workers must not re-run it (it would run twice more, then fail as it starts a pool).
+    script = tmp_path / "user_script.py"
+    script.write_text(
+        "from actionclip.pipeline import PrepareViews, prefetch\n"
+        "from actionclip.video.preprocess import Preprocessing\n"
+        "from actionclip.video.views import VideoViews\n"
+        "print('top level ran', flush=True)\n"
+        "prepare = PrepareViews(VideoViews(Preprocessing(32), 4), 4)\n"
+        f"videos = {[str(v) for v in videos[:3]]!r}\n"
+        "results = [r for _, r in prefetch(prepare, videos, workers=2, processes=True)]\n"
+        "print('decoded', [tuple(r.shape) if hasattr(r, 'shape') else repr(r) for r in results], flush=True)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("top level ran") == 1, done.stdout
+    assert "Error" not in done.stdout and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "decoded [(1, 4, 3, 32, 32), (1, 4, 3, 32, 32), (1, 4, 3, 32, 32)]" in done.stdout
+
+
+def test_a_function_from_the_main_script_still_reaches_the_workers(tmp_path):
+    # The other way round: prefetch(fn) with fn defined in a guarded __main__ script keeps working.
+    script = tmp_path / "guarded.py"
+    script.write_text(
+        "from actionclip.pipeline import prefetch\n"
+        "def plus_one(x):\n"
+        "    return x + 1\n"
+        "if __name__ == '__main__':\n"
+        "    print([r for _, r in prefetch(plus_one, range(5), workers=2, processes=True)], flush=True)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[1, 2, 3, 4, 5]", (done.stdout, done.stderr[-2000:])
