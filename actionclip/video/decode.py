@@ -135,6 +135,19 @@ def _av_error_cause(exc: BaseException) -> str:
     return " ".join(str(msg).split())
 
 
+def stream_fps(stream: Any) -> float:
+    """A video stream's frame rate: its average rate, else what FFmpeg guesses, else 25."""
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    return float(rate) if rate and float(rate) > 0 else 25.0
+
+
+def display_rotation(frame: Any) -> int:
+    """A decoded frame's display rotation in degrees counterclockwise, to the nearest multiple of 90,
+    in ``(-180, 180]``."""
+    rotation = int(round((frame.rotation or 0) / 90.0)) * 90 % 360
+    return rotation - 360 if rotation > 180 else rotation
+
+
 class _Video:
     """An open video stream plus what sampling needs to know about it."""
 
@@ -172,8 +185,7 @@ class _Video:
         self.stream = c.streams.video[0]
         _configure_threads(self.stream)
         self.time_base = self.stream.time_base or 1
-        rate = self.stream.average_rate or self.stream.guessed_rate or self.stream.base_rate
-        self.fps = float(rate) if rate and float(rate) > 0 else 25.0
+        self.fps = stream_fps(self.stream)
         self.format = c.format.name or ""
         # Probe the first frames: start time, rotation, size, whether timestamps can be trusted.
         first: list[Any] = []
@@ -197,9 +209,7 @@ class _Video:
                       and all(b > a for a, b in zip(pts, pts[1:])))
         self.t0 = float(first[0].pts * self.time_base) if first[0].pts is not None else 0.0
         self.raw_width, self.raw_height = first[0].width, first[0].height
-        self.rotation = int(round((first[0].rotation or 0) / 90.0)) * 90 % 360
-        if self.rotation > 180:
-            self.rotation -= 360
+        self.rotation = display_rotation(first[0])
         self.seekable = self.timed and fmt in _SEEKABLE_FORMATS
         self._info: VideoInfo | None = None
         self._reset()

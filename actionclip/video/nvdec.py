@@ -54,7 +54,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from actionclip.errors import VideoError
-from actionclip.video.decode import VideoInfo, read_video, window_indices
+from actionclip.video.decode import VideoInfo, display_rotation, read_video, stream_fps, window_indices
 from actionclip.video.sampling import clip_indices
 
 __all__ = ["NVDEC_CODECS", "BACKENDS", "Plan", "plan", "nvdec_reason", "accepts", "sample_clips",
@@ -144,8 +144,7 @@ def plan(path: str | os.PathLike) -> Plan:
             raise VideoError(f"{path}: no video stream")
         stream = container.streams.video[0]
         ctx = stream.codec_context
-        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-        fps = float(rate) if rate and float(rate) > 0 else 25.0
+        fps = stream_fps(stream)
         tb = float(stream.time_base or 1)
         try:
             pts = sorted(p.pts for p in container.demux(stream) if p.size and p.pts is not None)
@@ -158,8 +157,7 @@ def plan(path: str | os.PathLike) -> Plan:
             raise VideoError(f"{path}: no decodable video frames with timestamps")
         t0 = float(first.pts * tb)
         times = tuple(p * tb - t0 for p in pts if p >= first.pts)
-        rotation = int(round((first.rotation or 0) / 90.0)) * 90 % 360
-        rotation = rotation - 360 if rotation > 180 else rotation
+        rotation = display_rotation(first)
         n = int(stream.frames or 0) or len(times)
         duration = float(stream.duration * tb) if stream.duration else n / fps
         w, h = (first.height, first.width) if rotation % 180 else (first.width, first.height)
@@ -295,19 +293,10 @@ def views_on_device(clips: Any, preprocessing: Any, crops: int = 1, normalize: b
     """uint8 clips ``[C, T, H, W, 3]`` (a tensor on any device) -> views ``[crops * C, T, 3, R, R]``:
     normalised float32 as :class:`~actionclip.video.views.VideoViews` gives, or (``normalize=False``)
     resized and cropped uint8, for a consumer that normalises later."""
-    import torch
+    from actionclip.video.preprocess import preprocess_frames
 
-    from actionclip.video.preprocess import preprocess_frames, resize_to, view_geometry
-
-    if normalize:
-        out = preprocess_frames(clips, preprocessing, crops)
-        return out.reshape(-1, *out.shape[-4:])
-    c, t, h, w, _ = clips.shape
-    r = preprocessing.resolution
-    size, boxes = view_geometry(h, w, preprocessing, crops)
-    resized = resize_to(clips.reshape(c * t, h, w, 3).permute(0, 3, 1, 2).float(), size, preprocessing.interpolation)
-    views = [resized[..., y : y + r, x : x + r].to(torch.uint8).reshape(c, t, 3, r, r) for y, x in boxes]
-    return torch.cat(views)
+    out = preprocess_frames(clips, preprocessing, crops, normalize=normalize)
+    return out.reshape(-1, *out.shape[-4:])
 
 
 # --- the session pool ------------------------------------------------------------------------------
