@@ -41,6 +41,8 @@ from typing import Any
 
 import torch
 
+from actionclip.model.fastpath import tracing
+
 __all__ = ["CudaPolicy", "configure", "reset", "policy_of", "run", "GraphCache", "tracing"]
 
 _POLICY_ATTR = "_actionclip_cuda_policy"
@@ -82,11 +84,6 @@ def policy_of(model: torch.nn.Module) -> CudaPolicy:
     if policy is None:
         policy = CudaPolicy(compile=os.environ.get("ACTIONCLIP_CUDA_COMPILE", "0") == "1")
     return policy
-
-
-def tracing() -> bool:
-    """A tracer or the compiler is recording ops (they must see the plain eager code)."""
-    return bool(torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling())
 
 
 def _graphs_enabled() -> bool:

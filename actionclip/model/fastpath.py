@@ -53,11 +53,15 @@ def applies() -> bool:
     ``inference_mode``; with it on, even a frozen input can meet trainable weights, and the packed
     copies carry no gradient), and no tracer (ONNX export, TorchScript, ``torch.compile``) is
     recording ops that must stay portable."""
-    if torch.is_grad_enabled():
-        return False
-    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling():
+    if torch.is_grad_enabled() or tracing():
         return False
     return enabled()
+
+
+def tracing() -> bool:
+    """A tracer (ONNX export, TorchScript) or the compiler is recording ops: they must see the plain
+    eager code (this fast path and :mod:`actionclip.model.cuda` step aside)."""
+    return bool(torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling())
 
 
 @functools.cache
